@@ -1,0 +1,425 @@
+//! The TOML config (`headroom.toml`): defaults, sources and resources, as plain serde types
+//! that reject unknown keys, then validated once into [`ResourceSettings`] per resource entry.
+//! Errors name the file, and the line or the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::select::check_family;
+use crate::series::Aggregate;
+use crate::time::{parse_date, parse_duration, parse_duration_allow_zero};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Which threshold, if crossed within `alert_within`, makes `run` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOn {
+    Never,
+    Soft,
+    Hard,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub soft: Option<f64>,
+    pub hard: Option<f64>,
+}
+
+/// Declares a config table that carries the per-resource settings keys (shared by
+/// `[defaults]` and `[[resources]]`) besides its own, so both reject unknown keys with the
+/// line of the offending key (serde's `flatten` would lose it).
+macro_rules! with_setting_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($(#[$fm])* pub $f: $t,)*
+            pub history: Option<String>,
+            pub step: Option<String>,
+            pub aggregate: Option<Aggregate>,
+            pub horizon: Option<String>,
+            pub level: Option<f64>,
+            pub model: Option<String>,
+            pub bounded: Option<bool>,
+            pub thresholds: Option<Thresholds>,
+            pub alert_within: Option<String>,
+            pub lead_time: Option<String>,
+        }
+        impl $name {
+            fn keys(&self) -> SettingKeys<'_> {
+                SettingKeys {
+                    history: self.history.as_deref(),
+                    step: self.step.as_deref(),
+                    aggregate: self.aggregate,
+                    horizon: self.horizon.as_deref(),
+                    level: self.level,
+                    model: self.model.as_deref(),
+                    bounded: self.bounded,
+                    thresholds: self.thresholds.as_ref(),
+                    alert_within: self.alert_within.as_deref(),
+                    lead_time: self.lead_time.as_deref(),
+                }
+            }
+        }
+    };
+}
+
+/// One layer of settings keys, borrowed from `[defaults]` or a `[[resources]]` entry.
+struct SettingKeys<'a> {
+    history: Option<&'a str>,
+    step: Option<&'a str>,
+    aggregate: Option<Aggregate>,
+    horizon: Option<&'a str>,
+    level: Option<f64>,
+    model: Option<&'a str>,
+    bounded: Option<bool>,
+    thresholds: Option<&'a Thresholds>,
+    alert_within: Option<&'a str>,
+    lead_time: Option<&'a str>,
+}
+
+with_setting_keys! {
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Defaults {
+        pub fail_on: Option<FailOn>,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// CSV or Parquet files; `path` may be a glob, relative to the config file.
+    Files {
+        path: String,
+        /// Value column (default `value`).
+        column: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at: String,
+    pub kind: EventKind,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The level changed for good (migration, new hardware): fit only on data after it.
+    LevelShift,
+    /// Marked on plots only.
+    Note,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+    pub note: Option<String>,
+}
+
+with_setting_keys! {
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ResourceConfig {
+        pub source: String,
+        /// An exact series name, or a template over label columns (`{type}/{component}`);
+        /// absent: every series of the source not named by another entry.
+        pub name: Option<String>,
+        #[serde(default)]
+        pub events: Vec<Event>,
+        #[serde(default)]
+        pub ignore: Vec<Window>,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    resources: Vec<ResourceConfig>,
+}
+
+/// A loaded, validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Folder of the config file: relative paths inside it start here.
+    pub base: PathBuf,
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub resources: Vec<ResourceEntry>,
+    pub fail_on: FailOn,
+}
+
+/// One `[[resources]]` entry with its settings resolved against `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct ResourceEntry {
+    pub source: String,
+    pub name: Option<String>,
+    pub settings: ResourceSettings,
+}
+
+impl ResourceEntry {
+    /// An exact name selects one series; a template or no name selects many.
+    pub fn exact_name(&self) -> Option<&str> {
+        self.name.as_deref().filter(|n| !n.contains('{'))
+    }
+    pub fn template(&self) -> Option<&str> {
+        self.name.as_deref().filter(|n| n.contains('{'))
+    }
+}
+
+/// Validated settings for forecasting one resource (durations in seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSettings {
+    pub history: i64,
+    /// None: the series' median spacing (only `forecast` leaves it open).
+    pub step: Option<i64>,
+    pub aggregate: Aggregate,
+    pub horizon: i64,
+    pub level: f64,
+    pub model: String,
+    pub bounded: bool,
+    /// (name, value), in ascending order of value.
+    pub thresholds: Vec<(String, f64)>,
+    pub alert_within: i64,
+    pub lead_time: i64,
+    pub events: Vec<(i64, EventKind, String)>,
+    pub ignore: Vec<(i64, i64)>,
+}
+
+impl Default for ResourceSettings {
+    fn default() -> Self {
+        ResourceSettings {
+            history: 365 * 86_400,
+            step: Some(3600),
+            aggregate: Aggregate::P95,
+            horizon: 90 * 86_400,
+            level: 0.8,
+            model: "auto".into(),
+            bounded: false,
+            thresholds: vec![("soft".into(), 0.85), ("hard".into(), 0.90)],
+            alert_within: 30 * 86_400,
+            lead_time: 0,
+            events: vec![],
+            ignore: vec![],
+        }
+    }
+}
+
+impl ResourceSettings {
+    /// Applies one layer of keys (defaults, then a resource's overrides) on top.
+    fn apply(&mut self, d: SettingKeys<'_>) -> Result<(), String> {
+        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| format!("{key}: {e}"));
+        if let Some(v) = d.history {
+            self.history = dur("history", v)?;
+        }
+        if let Some(v) = d.step {
+            self.step = Some(dur("step", v)?);
+        }
+        if let Some(v) = d.aggregate {
+            self.aggregate = v;
+        }
+        if let Some(v) = d.horizon {
+            self.horizon = dur("horizon", v)?;
+        }
+        if let Some(v) = d.level {
+            self.level = v;
+        }
+        if let Some(v) = d.model {
+            self.model = v.to_string();
+        }
+        if let Some(v) = d.bounded {
+            self.bounded = v;
+        }
+        if let Some(t) = d.thresholds {
+            for (name, value) in [("soft", t.soft), ("hard", t.hard)] {
+                if let Some(v) = value {
+                    match self.thresholds.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => slot.1 = v,
+                        None => self.thresholds.push((name.into(), v)),
+                    }
+                }
+            }
+        }
+        if let Some(v) = d.alert_within {
+            self.alert_within = dur("alert_within", v)?;
+        }
+        if let Some(v) = d.lead_time {
+            self.lead_time = parse_duration_allow_zero(v).map_err(|e| format!("lead_time: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&mut self) -> Result<(), String> {
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Err(format!("level = {} must be between 0 and 1 (exclusive), e.g. 0.8", self.level));
+        }
+        check_family(&self.model).map_err(|e| format!("model: {e}"))?;
+        for (name, v) in &self.thresholds {
+            if !v.is_finite() {
+                return Err(format!("threshold {name} = {v} is not a finite number"));
+            }
+            if self.bounded && !(*v > 0.0 && *v <= 1.0) {
+                return Err(format!("threshold {name} = {v} is outside (0, 1] for a bounded (ratio) resource"));
+            }
+        }
+        let get = |n: &str| self.thresholds.iter().find(|(k, _)| k == n).map(|t| t.1);
+        if let (Some(s), Some(h)) = (get("soft"), get("hard")) {
+            if s > h {
+                return Err(format!("threshold soft = {s} is above hard = {h}"));
+            }
+        }
+        if let Some(step) = self.step {
+            if step > self.horizon {
+                return Err("step is longer than the horizon".into());
+            }
+        }
+        self.thresholds.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok(())
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{shown}: cannot read config: {e}")))?;
+    parse(&text, path)
+}
+
+/// Parses config text; `path` names the file in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let file: ConfigFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        match line {
+            Some(l) => ConfigError(format!("{shown}:{l}: {msg}")),
+            None => ConfigError(format!("{shown}: {msg}")),
+        }
+    })?;
+    let err = |m: String| ConfigError(format!("{shown}: {m}"));
+    let mut base_settings = ResourceSettings::default();
+    base_settings.apply(file.defaults.keys()).map_err(|e| err(format!("[defaults] {e}")))?;
+    base_settings.validate().map_err(|e| err(format!("[defaults] {e}")))?;
+    if file.resources.is_empty() {
+        return Err(err("no [[resources]] entries: nothing to forecast".into()));
+    }
+    let mut resources = vec![];
+    for (i, r) in file.resources.iter().enumerate() {
+        let at = match &r.name {
+            Some(n) => format!("[[resources]] #{} ({n})", i + 1),
+            None => format!("[[resources]] #{}", i + 1),
+        };
+        if !file.sources.contains_key(&r.source) {
+            let known: Vec<&str> = file.sources.keys().map(String::as_str).collect();
+            return Err(err(format!(
+                "{at}: source `{}` is not defined (defined: {})",
+                r.source,
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            )));
+        }
+                let mut s = base_settings.clone();
+        s.apply(r.keys()).map_err(|e| err(format!("{at}: {e}")))?;
+        for e in &r.events {
+            let t = parse_date(&e.at).map_err(|m| err(format!("{at}: events: {m}")))?;
+            s.events.push((t, e.kind, e.note.clone().unwrap_or_default()));
+        }
+        for w in &r.ignore {
+            let from = parse_date(&w.from).map_err(|m| err(format!("{at}: ignore: {m}")))?;
+            let to = parse_date(&w.to).map_err(|m| err(format!("{at}: ignore: {m}")))?;
+            if to <= from {
+                return Err(err(format!("{at}: ignore window {} .. {} ends before it starts", w.from, w.to)));
+            }
+            s.ignore.push((from, to));
+        }
+        s.validate().map_err(|e| err(format!("{at}: {e}")))?;
+        resources.push(ResourceEntry { source: r.source.clone(), name: r.name.clone(), settings: s });
+    }
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    Ok(Config {
+        path: path.to_path_buf(),
+        base,
+        sources: file.sources,
+        resources,
+        fail_on: file.defaults.fail_on.unwrap_or(FailOn::Never),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(t: &str) -> Result<Config, ConfigError> {
+        parse(t, Path::new("conf/h.toml"))
+    }
+
+    const MINIMAL: &str = "[sources.f]\nkind = \"files\"\npath = \"x/*.csv\"\n[[resources]]\nsource = \"f\"\n";
+
+    #[test]
+    fn defaults_and_overrides_layer() {
+        let c = parse_str(&format!(
+            "[defaults]\nhorizon = \"30d\"\nthresholds = {{ soft = 0.7 }}\nbounded = true\nfail_on = \"hard\"\n{MINIMAL}\
+             [[resources]]\nsource = \"f\"\nname = \"db\"\nthresholds = {{ hard = 0.95 }}\nstep = \"5m\"\n\
+             events = [{{ at = \"2026-03-01\", kind = \"level_shift\" }}]\n\
+             ignore = [{{ from = \"2026-05-01\", to = \"2026-05-03\" }}]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.base, Path::new("conf"));
+        assert_eq!(c.fail_on, FailOn::Hard);
+        let a = &c.resources[0].settings;
+        assert_eq!(a.horizon, 30 * 86_400);
+        assert_eq!(a.thresholds, vec![("soft".to_string(), 0.7), ("hard".to_string(), 0.9)]);
+        let b = &c.resources[1].settings;
+        assert_eq!(b.thresholds, vec![("soft".to_string(), 0.7), ("hard".to_string(), 0.95)]);
+        assert_eq!(b.step, Some(300));
+        assert_eq!(b.events.len(), 1);
+        assert_eq!(b.ignore.len(), 1);
+        assert_eq!(c.resources[1].exact_name(), Some("db"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_file_and_line() {
+        let e = parse_str(&format!("{MINIMAL}horizn = \"3d\"\n")).unwrap_err().0;
+        assert!(e.starts_with("conf/h.toml:6:"), "{e}");
+        assert!(e.contains("unknown field `horizn`"), "{e}");
+        let e = parse_str(&format!("[defaults]\nthresholds = {{ critical = 0.9 }}\n{MINIMAL}")).unwrap_err().0;
+        assert!(e.contains("unknown field `critical`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            ("[defaults]\nbounded = true\nthresholds = { hard = 1.5 }\n", "outside (0, 1]"),
+            ("[defaults]\nlevel = 1.2\n", "level = 1.2 must be between 0 and 1"),
+            ("[defaults]\nhorizon = \"0d\"\n", "horizon: duration `0d` must be greater than zero"),
+            ("[defaults]\nhorizon = \"-5d\"\n", "must not be negative"),
+            ("[defaults]\nmodel = \"prophet\"\n", "unknown model `prophet`"),
+            ("[defaults]\naggregate = \"median\"\n", "unknown variant `median`"),
+            ("[defaults]\nthresholds = { soft = 0.95, hard = 0.9 }\n", "soft = 0.95 is above hard = 0.9"),
+        ];
+        for (pre, want) in cases {
+            let e = parse_str(&format!("{pre}{MINIMAL}")).unwrap_err().0;
+            assert!(e.contains(want), "{pre}: {e}");
+        }
+        let e = parse_str("[sources.f]\nkind = \"files\"\npath = \"a\"\n[[resources]]\nsource = \"g\"\n").unwrap_err().0;
+        assert!(e.contains("source `g` is not defined (defined: f)"), "{e}");
+        let e = parse_str("[sources.f]\nkind = \"ftp\"\npath = \"a\"\n").unwrap_err().0;
+        assert!(e.contains("unknown variant `ftp`"), "{e}");
+    }
+}

@@ -1,0 +1,84 @@
+//! Forecasting models. A model is `fit(values) -> Fitted`, and `Fitted::predict(horizon,
+//! level) -> Forecast` (the augurs shape). Values are a regular series with NaN gaps; each
+//! model copes with gaps itself. `select` picks a model per series by rolling-origin backtest.
+
+pub mod linear;
+pub mod naive;
+pub mod select;
+
+/// Point forecast and central prediction interval, one entry per future step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Forecast {
+    pub mean: Vec<f64>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+impl Forecast {
+    /// Enforces `lower <= mean <= upper`, finite values, and (for ratios) the [0, 1] range.
+    pub fn tidy(mut self, bounded: bool) -> Forecast {
+        let last_finite = self.mean.iter().rev().find(|v| v.is_finite()).copied().unwrap_or(0.0);
+        for i in 0..self.mean.len() {
+            let mut m = self.mean[i];
+            if !m.is_finite() {
+                m = last_finite;
+            }
+            let mut lo = if self.lower[i].is_finite() { self.lower[i].min(m) } else { m };
+            let mut hi = if self.upper[i].is_finite() { self.upper[i].max(m) } else { m };
+            if bounded {
+                m = m.clamp(0.0, 1.0);
+                lo = lo.clamp(0.0, 1.0);
+                hi = hi.clamp(0.0, 1.0);
+            }
+            self.mean[i] = m;
+            self.lower[i] = lo;
+            self.upper[i] = hi;
+        }
+        self
+    }
+}
+
+/// Why a model could not be fitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("{model} needs at least {needed} observed steps, the series has {have}")]
+    TooShort { model: String, needed: usize, have: usize },
+    #[error("unknown model `{0}` (known: {1})")]
+    Unknown(String, String),
+}
+
+/// A forecasting method with its settings, ready to fit.
+pub trait Model: Send + Sync {
+    /// Name as written in reports and the JSON `model` field, e.g. `seasonal_naive(24)`.
+    fn name(&self) -> String;
+    /// Fewest observed values this model can fit.
+    fn min_len(&self) -> usize;
+    fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError>;
+}
+
+/// A model fitted to one series.
+pub trait Fitted {
+    fn predict(&self, horizon: usize, level: f64) -> Forecast;
+}
+
+/// The seasonal periods (in steps) that make sense for a step: a day and a week, when each is
+/// a whole number of steps of at least 2.
+pub fn seasonal_periods(step: i64) -> Vec<usize> {
+    [86_400, 604_800]
+        .iter()
+        .filter(|&&p| step > 0 && p % step == 0 && p / step >= 2)
+        .map(|&p| (p / step) as usize)
+        .collect()
+}
+
+pub(crate) fn observed(values: &[f64]) -> usize {
+    values.iter().filter(|v| v.is_finite()).count()
+}
+
+pub(crate) fn check_len(model: &dyn Model, values: &[f64]) -> Result<(), ModelError> {
+    let have = observed(values);
+    if have < model.min_len() || values.len() < model.min_len() {
+        return Err(ModelError::TooShort { model: model.name(), needed: model.min_len(), have });
+    }
+    Ok(())
+}

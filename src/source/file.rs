@@ -1,0 +1,539 @@
+//! CSV and Parquet files, read with polars: single-series files (`timestamp,value`, named by
+//! the file stem) and long files (`resource,timestamp,value`, or label columns naming the
+//! series). Timestamps: RFC 3339 with any offset, Unix seconds, or a native datetime column.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::DateTime;
+use polars::prelude::*;
+
+use super::{Pulled, RawSeries, SourceError};
+
+/// Largest plausible Unix timestamp in seconds (year 5138). Anything above it is almost
+/// certainly milliseconds or finer, which we refuse rather than forecast the year 58000.
+const MAX_UNIX_SECONDS: f64 = 1e11;
+
+/// How to read a file's columns.
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
+    /// Value column (default `value`).
+    pub column: Option<String>,
+    /// Name template over label columns, e.g. `{type}/{component}`.
+    pub name_template: Option<String>,
+}
+
+/// Expands a path or glob (relative to `base`) into files, sorted for a deterministic order.
+pub fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+    let text = full.to_string_lossy().to_string();
+    let paths = glob::glob(&text).map_err(|e| SourceError::file(format!("bad path pattern `{pattern}`: {e}")))?;
+    let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(SourceError::file(format!("no file matches `{}`", text)));
+    }
+    Ok(files)
+}
+
+/// Reads every file, collecting series, per-file errors and notes.
+pub fn read_files(files: &[PathBuf], opts: &FileOptions) -> Pulled {
+    let mut out = Pulled::default();
+    for f in files {
+        match read_file(f, opts) {
+            Ok(p) => {
+                out.series.extend(p.series);
+                out.errors.extend(p.errors);
+                out.notes.extend(p.notes);
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+/// Reads one CSV or Parquet file into series.
+pub fn read_file(path: &Path, opts: &FileOptions) -> Result<Pulled, SourceError> {
+    let shown = path.display().to_string();
+    let fail = |msg: String| SourceError::file(format!("{shown}: {msg}"));
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if meta.len() == 0 {
+        return Err(fail("file is empty (expected a header line `timestamp,value` and data rows)".into()));
+    }
+    let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let df = if is_parquet { read_parquet(path) } else { read_csv(path) }.map_err(fail)?;
+    // CSV data rows start on line 2; Parquet has rows, not lines.
+    let locate = |row: usize| if is_parquet { format!("row {}", row + 1) } else { format!("line {}", row + 2) };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| shown.clone());
+    to_series(&df, &shown, &stem, opts, &locate).map_err(fail)
+}
+
+fn read_csv(path: &Path) -> Result<DataFrame, String> {
+    // Every column as text: we parse values ourselves so errors can name the line and value.
+    let reader = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .map_err(|e| format!("cannot open: {}", first_line(&e.to_string())))?;
+    reader.finish().map_err(|e| format!("not a readable CSV file: {}", first_line(&e.to_string())))
+}
+
+fn read_parquet(path: &Path) -> Result<DataFrame, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e.to_string())))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn find_column<'a>(df: &'a DataFrame, name: &str) -> Option<&'a Column> {
+    df.columns().iter().find(|c| c.name().as_str().eq_ignore_ascii_case(name))
+}
+
+fn to_series(
+    df: &DataFrame,
+    shown: &str,
+    stem: &str,
+    opts: &FileOptions,
+    locate: &dyn Fn(usize) -> String,
+) -> Result<Pulled, String> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let value_name = opts.column.as_deref().unwrap_or("value");
+    let ts_col = find_column(df, "timestamp").ok_or_else(|| {
+        format!(
+            "no `timestamp` column in the header (found: {}); the first line must name the columns, e.g. `timestamp,value`",
+            names.join(", ")
+        )
+    })?;
+    let val_col = find_column(df, value_name)
+        .ok_or_else(|| format!("no `{value_name}` column in the header (found: {})", names.join(", ")))?;
+    if df.height() == 0 {
+        return Err("no data rows after the header".into());
+    }
+    let resource_col = find_column(df, "resource");
+    let label_cols: Vec<&Column> = df
+        .columns()
+        .iter()
+        .filter(|c| {
+            let n = c.name().as_str();
+            !["timestamp", "resource"].iter().any(|k| n.eq_ignore_ascii_case(k))
+                && !n.eq_ignore_ascii_case(value_name)
+                && (c.dtype() == &DataType::String || c.dtype().is_categorical())
+        })
+        .collect();
+    // A single-series CSV may carry extra text columns (notes); they name series only when
+    // there is no `resource` column and a name template asks for them, or in Parquet/CSV
+    // files that clearly are long (label columns present and no template): join their values.
+    let namer = Namer::new(resource_col, &label_cols, opts.name_template.as_deref(), stem)?;
+
+    let timestamps = timestamps(ts_col, locate)?;
+    let (values, nan_rows) = values(val_col, locate)?;
+
+    let mut out = Pulled::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut failed: HashMap<String, String> = HashMap::new();
+    for row in 0..df.height() {
+        let name = namer.name(row)?;
+        let ts = match &timestamps[row] {
+            Ok(t) => *t,
+            Err(e) => {
+                failed.entry(name).or_insert_with(|| e.clone());
+                continue;
+            }
+        };
+        let v = match &values[row] {
+            Ok(v) => *v,
+            Err(e) => {
+                failed.entry(name).or_insert_with(|| e.clone());
+                continue;
+            }
+        };
+        let i = *index.entry(name.clone()).or_insert_with(|| {
+            out.series.push(RawSeries { name, origin: shown.to_string(), timestamps: vec![], values: vec![] });
+            out.series.len() - 1
+        });
+        out.series[i].timestamps.push(ts);
+        out.series[i].values.push(v);
+    }
+    if namer.is_single() {
+        if let Some(msg) = failed.into_values().next() {
+            // A single-series file: its error is the file's.
+            return Err(msg);
+        }
+        failed = HashMap::new();
+    }
+    let mut failed: Vec<(String, String)> = failed.into_iter().collect();
+    failed.sort();
+    for (name, msg) in failed {
+        out.series.retain(|s| s.name != name);
+        out.errors.push(SourceError { resource: Some(name), message: format!("{shown}: {msg}") });
+    }
+    if nan_rows > 0 {
+        out.notes.push(format!("{shown}: {nan_rows} missing or NaN values read as gaps"));
+    }
+    Ok(out)
+}
+
+/// Names the series a row belongs to.
+enum Namer<'a> {
+    Single(String),
+    Resource(&'a Column),
+    Labels { cols: Vec<&'a Column>, template: Option<String> },
+}
+
+impl<'a> Namer<'a> {
+    fn new(
+        resource: Option<&'a Column>,
+        labels: &[&'a Column],
+        template: Option<&str>,
+        stem: &str,
+    ) -> Result<Self, String> {
+        if let Some(r) = resource {
+            return Ok(Namer::Resource(r));
+        }
+        if let Some(t) = template.filter(|t| t.contains('{')) {
+            for key in template_keys(t) {
+                if !labels.iter().any(|c| c.name().as_str() == key) {
+                    let found: Vec<&str> = labels.iter().map(|c| c.name().as_str()).collect();
+                    return Err(format!(
+                        "name template `{t}` uses label `{key}`, which the file lacks (label columns: {})",
+                        if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    ));
+                }
+            }
+            return Ok(Namer::Labels { cols: labels.to_vec(), template: Some(t.to_string()) });
+        }
+        if labels.is_empty() {
+            return Ok(Namer::Single(stem.to_string()));
+        }
+        Ok(Namer::Labels { cols: labels.to_vec(), template: None })
+    }
+
+    fn is_single(&self) -> bool {
+        matches!(self, Namer::Single(_))
+    }
+
+    fn name(&self, row: usize) -> Result<String, String> {
+        match self {
+            Namer::Single(s) => Ok(s.clone()),
+            Namer::Resource(c) => Ok(cell_text(c, row).unwrap_or_default()),
+            Namer::Labels { cols, template } => {
+                let cell = |c: &Column| cell_text(c, row).unwrap_or_default();
+                Ok(match template {
+                    Some(t) => {
+                        let mut s = t.clone();
+                        for c in cols {
+                            s = s.replace(&format!("{{{}}}", c.name()), &cell(c));
+                        }
+                        s
+                    }
+                    None => cols.iter().map(|c| cell(c)).collect::<Vec<_>>().join("/"),
+                })
+            }
+        }
+    }
+}
+
+/// The `{key}` names in a name template.
+pub fn template_keys(template: &str) -> Vec<String> {
+    let mut keys = vec![];
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                keys.push(after[..close].to_string());
+                rest = &after[close + 1..];
+            }
+            None => break,
+        }
+    }
+    keys
+}
+
+fn cell_text(c: &Column, row: usize) -> Option<String> {
+    let v = c.get(row).ok()?;
+    match v {
+        AnyValue::Null => None,
+        AnyValue::String(s) => Some(s.to_string()),
+        AnyValue::StringOwned(s) => Some(s.to_string()),
+        other => Some(other.to_string().trim_matches('"').to_string()),
+    }
+}
+
+type Cell<T> = Result<T, String>;
+
+/// Parses the timestamp column into Unix seconds, one result per row. Millisecond timestamps
+/// fail the whole file: every row would be wrong the same way.
+fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell<i64>>, String> {
+    let millis = |raw: &str, row: usize| {
+        format!(
+            "timestamp `{raw}` at {} looks like milliseconds (or finer) since the epoch; headroom reads Unix seconds: divide by 1000 (or use RFC 3339)",
+            locate(row)
+        )
+    };
+    match col.dtype() {
+        DataType::Datetime(unit, _) => {
+            let per_sec: i64 = match unit {
+                TimeUnit::Nanoseconds => 1_000_000_000,
+                TimeUnit::Microseconds => 1_000_000,
+                TimeUnit::Milliseconds => 1_000,
+            };
+            let phys = col.cast(&DataType::Int64).map_err(|e| e.to_string())?;
+            let ca = phys.i64().map_err(|e| e.to_string())?;
+            Ok(ca
+                .iter()
+                .enumerate()
+                .map(|(row, v)| v.map(|v| v.div_euclid(per_sec)).ok_or_else(|| format!("empty timestamp at {}", locate(row))))
+                .collect())
+        }
+        dt if dt.is_primitive_numeric() => {
+            let f = col.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+            let ca = f.f64().map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(ca.len());
+            for (row, v) in ca.iter().enumerate() {
+                out.push(match v {
+                    Some(v) if v.is_finite() && v.abs() > MAX_UNIX_SECONDS => return Err(millis(&v.to_string(), row)),
+                    Some(v) if v.is_finite() => Ok(v.floor() as i64),
+                    _ => Err(format!("empty or non-finite timestamp at {}", locate(row))),
+                });
+            }
+            Ok(out)
+        }
+        DataType::String => {
+            let ca = col.str().map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(ca.len());
+            for (row, v) in ca.iter().enumerate() {
+                let raw = v.unwrap_or("").trim();
+                out.push(match parse_timestamp(raw) {
+                    Ok(t) => Ok(t),
+                    Err(TsError::Millis) => return Err(millis(raw, row)),
+                    Err(TsError::Bad) => Err(format!(
+                        "bad timestamp `{}` at {}: expected RFC 3339 (2024-01-01T00:00:00Z) or Unix seconds",
+                        clip(raw),
+                        locate(row)
+                    )),
+                });
+            }
+            Ok(out)
+        }
+        other => Err(format!("timestamp column has type {other}; expected text, integer seconds or a datetime")),
+    }
+}
+
+enum TsError {
+    Bad,
+    Millis,
+}
+
+fn parse_timestamp(raw: &str) -> Result<i64, TsError> {
+    if raw.is_empty() {
+        return Err(TsError::Bad);
+    }
+    if raw.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+        let v: f64 = raw.parse().map_err(|_| TsError::Bad)?;
+        if !v.is_finite() {
+            return Err(TsError::Bad);
+        }
+        if v.abs() > MAX_UNIX_SECONDS {
+            return Err(TsError::Millis);
+        }
+        return Ok(v.floor() as i64);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(dt.timestamp());
+    }
+    // Common near-RFC 3339 spellings: a space instead of `T`, and no offset (taken as UTC).
+    let normalised = raw.replacen(' ', "T", 1);
+    if let Ok(dt) = DateTime::parse_from_rfc3339(&normalised) {
+        return Ok(dt.timestamp());
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(&normalised, fmt) {
+            return Ok(n.and_utc().timestamp());
+        }
+    }
+    Err(TsError::Bad)
+}
+
+/// Parses the value column; empty and NaN cells are gaps (NaN), infinities are errors.
+fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f64>>, usize), String> {
+    let mut gaps = 0;
+    let mut check = |v: Option<f64>, raw: &dyn Fn() -> String, row: usize| -> Cell<f64> {
+        match v {
+            None => {
+                gaps += 1;
+                Ok(f64::NAN)
+            }
+            Some(v) if v.is_nan() => {
+                gaps += 1;
+                Ok(f64::NAN)
+            }
+            Some(v) if v.is_infinite() => {
+                Err(format!("value `{}` at {} is infinite; values must be finite numbers", raw(), locate(row)))
+            }
+            Some(v) => Ok(v),
+        }
+    };
+    let out = match col.dtype() {
+        DataType::String => {
+            let ca = col.str().map_err(|e| e.to_string())?;
+            ca.iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let raw = v.unwrap_or("").trim();
+                    if raw.is_empty() || raw.eq_ignore_ascii_case("nan") || raw.eq_ignore_ascii_case("null") {
+                        return check(None, &|| raw.to_string(), row);
+                    }
+                    match raw.parse::<f64>() {
+                        Ok(v) => check(Some(v), &|| raw.to_string(), row),
+                        Err(_) => Err(format!("value `{}` at {} is not a number", clip(raw), locate(row))),
+                    }
+                })
+                .collect()
+        }
+        dt if dt.is_primitive_numeric() || dt.is_bool() => {
+            let f = col.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+            let ca = f.f64().map_err(|e| e.to_string())?;
+            ca.iter()
+                .enumerate()
+                .map(|(row, v)| check(v, &|| v.map(|x| x.to_string()).unwrap_or_default(), row))
+                .collect()
+        }
+        other => return Err(format!("value column has type {other}; expected numbers")),
+    };
+    Ok((out, gaps))
+}
+
+/// Shortens a cell for an error line (binary garbage can be long).
+fn clip(raw: &str) -> String {
+    let cleaned: String = raw.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    if cleaned.chars().count() > 40 { format!("{}...", cleaned.chars().take(40).collect::<String>()) } else { cleaned }
+}
+
+/// Writes a long-format Parquet file (`resource,timestamp,value`), as `headroom sample` does.
+pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), String> {
+    let mut resource = vec![];
+    let mut ts = vec![];
+    let mut val = vec![];
+    for s in series {
+        for (t, v) in s.timestamps.iter().zip(&s.values) {
+            resource.push(s.name.as_str());
+            ts.push(*t);
+            val.push(*v);
+        }
+    }
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("resource".into(), resource),
+        Column::new("timestamp".into(), ts),
+        Column::new("value".into(), val),
+    ])
+    .map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ParquetWriter::new(file).finish(&mut df).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, body: &[u8]) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn single_series_csv_with_offsets_and_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "db.csv", b"timestamp,value\n2024-01-01T01:00:00+01:00,0.5\n2024-01-01T01:00:00Z,NaN\n1704070800,\n");
+        let out = read_file(&p, &FileOptions::default()).unwrap();
+        assert_eq!(out.series.len(), 1);
+        let s = &out.series[0];
+        assert_eq!(s.name, "db");
+        assert_eq!(s.timestamps, vec![1704067200, 1704070800, 1704070800]);
+        assert_eq!(s.values[0], 0.5);
+        assert!(s.values[1].is_nan() && s.values[2].is_nan());
+        assert!(out.notes[0].contains("2 missing or NaN values"), "{:?}", out.notes);
+    }
+
+    #[test]
+    fn long_csv_splits_by_resource_and_isolates_bad_rows() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "fleet.csv", b"resource,timestamp,value\na,0,1\nb,0,2\na,3600,x\nb,3600,3\n");
+        let out = read_file(&p, &FileOptions::default()).unwrap();
+        assert_eq!(out.series.len(), 1);
+        assert_eq!(out.series[0].name, "b");
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].resource.as_deref(), Some("a"));
+        assert!(out.errors[0].message.contains("value `x` at line 4 is not a number"), "{}", out.errors[0]);
+    }
+
+    #[test]
+    fn label_columns_and_templates() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(&d, "l.csv", b"type,component,timestamp,value\nweb,cpu,0,1\napi,cpu,0,2\n");
+        let out = read_file(&p, &FileOptions::default()).unwrap();
+        let names: Vec<_> = out.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["web/cpu", "api/cpu"]);
+        let opts = FileOptions { name_template: Some("{component}@{type}".into()), ..Default::default() };
+        let out = read_file(&p, &opts).unwrap();
+        assert_eq!(out.series[0].name, "cpu@web");
+        let opts = FileOptions { name_template: Some("{shard}".into()), ..Default::default() };
+        let err = read_file(&p, &opts).unwrap_err();
+        assert!(err.message.contains("uses label `shard`"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_the_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("empty.csv", b"", "file is empty"),
+            ("nohdr.csv", b"2024-01-01T00:00:00Z,0.5\n2024-01-01T01:00:00Z,0.6\n", "no `timestamp` column"),
+            ("ms.csv", b"timestamp,value\n1700000000000,0.5\n", "looks like milliseconds"),
+            ("inf.csv", b"timestamp,value\n0,0.5\n3600,inf\n", "value `inf` at line 3 is infinite"),
+            ("badts.csv", b"timestamp,value\nyesterday,0.5\n", "bad timestamp `yesterday` at line 2"),
+            ("hdr.csv", b"timestamp,value\n", "no data rows"),
+        ];
+        for (name, body, want) in cases {
+            let p = write(&d, name, body);
+            let err = read_file(&p, &FileOptions::default()).unwrap_err();
+            assert!(err.message.contains(want), "{name}: {err}");
+            assert!(err.message.contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn parquet_round_trip_with_native_datetime() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.parquet");
+        let s = RawSeries { name: "x".into(), origin: String::new(), timestamps: vec![0, 3600], values: vec![0.1, 0.2] };
+        write_long_parquet(&p, std::slice::from_ref(&s)).unwrap();
+        let out = read_file(&p, &FileOptions::default()).unwrap();
+        assert_eq!(out.series[0].timestamps, s.timestamps);
+        assert_eq!(out.series[0].values, s.values);
+
+        let mut df = DataFrame::new_infer_height(vec![
+            Column::new("timestamp".into(), vec![1_000_000i64, 3_601_000_000])
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                .unwrap(),
+            Column::new("value".into(), vec![1.0f64, 2.0]),
+        ])
+        .unwrap();
+        let p2 = d.path().join("native.parquet");
+        ParquetWriter::new(std::fs::File::create(&p2).unwrap()).finish(&mut df).unwrap();
+        let out = read_file(&p2, &FileOptions::default()).unwrap();
+        assert_eq!(out.series[0].name, "native");
+        assert_eq!(out.series[0].timestamps, vec![1, 3601]);
+    }
+
+    #[test]
+    fn template_key_parsing() {
+        assert_eq!(template_keys("{a}/{b}"), ["a", "b"]);
+        assert!(template_keys("plain").is_empty());
+    }
+}

@@ -1,0 +1,41 @@
+//! Where saturation series come from. Each source turns its input into [`RawSeries`]:
+//! named, unsorted, possibly duplicated points, exactly as read. `series` cleans them up.
+
+pub mod file;
+
+/// One resource's points as read from a source, before any cleaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSeries {
+    /// Resource name: the `resource` column, label values, or the file stem.
+    pub name: String,
+    /// Where the points came from (file path), for error messages.
+    pub origin: String,
+    /// Unix seconds, in the order read.
+    pub timestamps: Vec<i64>,
+    /// Values; NaN marks a missing value (a gap).
+    pub values: Vec<f64>,
+}
+
+/// What one source produced: the series it could read, and one error line per series or file
+/// it could not (the run reports those and goes on with the rest).
+#[derive(Debug, Default)]
+pub struct Pulled {
+    pub series: Vec<RawSeries>,
+    pub errors: Vec<SourceError>,
+    /// Non-fatal notes (values read as gaps and the like), one line each.
+    pub notes: Vec<String>,
+}
+
+/// A problem reading a source. `resource` is set when the problem is confined to one series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub resource: Option<String>,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn file(message: impl Into<String>) -> Self {
+        SourceError { resource: None, message: message.into() }
+    }
+}

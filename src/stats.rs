@@ -1,0 +1,96 @@
+//! Small numeric helpers shared by models and breach analysis: the normal distribution and
+//! robust summaries. Kept here so no stage reaches into another for arithmetic.
+
+/// Standard normal CDF (Abramowitz–Stegun 7.1.26 via erf; error < 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+fn erf(x: f64) -> f64 {
+    let sign = if x < 0.0 { -1.0 } else { 1.0 };
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.3275911 * x);
+    let y = 1.0
+        - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592)
+            * t
+            * (-x * x).exp();
+    sign * y
+}
+
+/// Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] =
+        [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let plow = 0.02425;
+    if p < plow {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - plow {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -normal_quantile(1.0 - p)
+    }
+}
+
+/// z such that a central interval `mean ± z sigma` holds `level` of a normal distribution.
+pub fn central_z(level: f64) -> f64 {
+    normal_quantile(0.5 + level / 2.0)
+}
+
+/// Mean of the finite values, or None.
+pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (s, n) = v.into_iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Root mean square of the finite values, or None.
+pub fn finite_rms(v: impl IntoIterator<Item = f64>) -> Option<f64> {
+    finite_mean(v.into_iter().map(|x| x * x)).map(f64::sqrt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_round_trip() {
+        assert!((central_z(0.8) - 1.2815515655).abs() < 1e-6);
+        assert!((central_z(0.95) - 1.959963985).abs() < 1e-6);
+        for p in [0.001, 0.01, 0.1, 0.5, 0.9, 0.99] {
+            assert!((normal_cdf(normal_quantile(p)) - p).abs() < 1e-6, "{p}");
+        }
+        assert_eq!(finite_mean([1.0, f64::NAN, 3.0]), Some(2.0));
+        assert_eq!(finite_rms([3.0, 4.0, f64::NAN]), Some((12.5f64).sqrt()));
+        assert_eq!(finite_mean([f64::NAN]), None);
+    }
+}
