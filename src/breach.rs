@@ -82,11 +82,7 @@ mod tests {
 
     fn ramp() -> Forecast {
         let mean: Vec<f64> = (0..10).map(|i| 0.5 + 0.05 * i as f64).collect();
-        Forecast {
-            lower: mean.iter().map(|m| m - 0.1).collect(),
-            upper: mean.iter().map(|m| m + 0.1).collect(),
-            mean,
-        }
+        Forecast { lower: mean.iter().map(|m| m - 0.1).collect(), upper: mean.iter().map(|m| m + 0.1).collect(), mean }
     }
 
     #[test]

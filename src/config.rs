@@ -271,11 +271,13 @@ impl ResourceSettings {
         }
         check_family(&self.model).map_err(|e| format!("model: {e}"))?;
         for (name, v) in &self.thresholds {
+            // Ad-hoc thresholds (`--threshold`) are named by their value.
+            let label = if *name == v.to_string() { name.clone() } else { format!("{name} = {v}") };
             if !v.is_finite() {
-                return Err(format!("threshold {name} = {v} is not a finite number"));
+                return Err(format!("threshold {label} is not a finite number"));
             }
             if self.bounded && !(*v > 0.0 && *v <= 1.0) {
-                return Err(format!("threshold {name} = {v} is outside (0, 1] for a bounded (ratio) resource"));
+                return Err(format!("threshold {label} is outside (0, 1] for a bounded (ratio) resource"));
             }
         }
         let get = |n: &str| self.thresholds.iter().find(|(k, _)| k == n).map(|t| t.1);
@@ -333,7 +335,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 if known.is_empty() { "none".into() } else { known.join(", ") }
             )));
         }
-                let mut s = base_settings.clone();
+        let mut s = base_settings.clone();
         s.apply(r.keys()).map_err(|e| err(format!("{at}: {e}")))?;
         for e in &r.events {
             let t = parse_date(&e.at).map_err(|m| err(format!("{at}: events: {m}")))?;
@@ -417,7 +419,8 @@ mod tests {
             let e = parse_str(&format!("{pre}{MINIMAL}")).unwrap_err().0;
             assert!(e.contains(want), "{pre}: {e}");
         }
-        let e = parse_str("[sources.f]\nkind = \"files\"\npath = \"a\"\n[[resources]]\nsource = \"g\"\n").unwrap_err().0;
+        let e =
+            parse_str("[sources.f]\nkind = \"files\"\npath = \"a\"\n[[resources]]\nsource = \"g\"\n").unwrap_err().0;
         assert!(e.contains("source `g` is not defined (defined: f)"), "{e}");
         let e = parse_str("[sources.f]\nkind = \"ftp\"\npath = \"a\"\n").unwrap_err().0;
         assert!(e.contains("unknown variant `ftp`"), "{e}");

@@ -58,13 +58,14 @@ impl Model for LinearSeasonal {
         let ybar = pts.iter().map(|q| q.1).sum::<f64>() / m;
         let intercept = ybar - slope * tbar;
         // Phase levels relative to the overall line; a phase never observed gets none.
-        let profile: Vec<f64> = (0..p)
-            .map(|ph| if cnt[ph] > 0 { phase_mean(&y_sum, ph) - slope * phase_mean(&t_sum, ph) - intercept } else { 0.0 })
-            .collect();
-        let resid: Vec<f64> = pts
-            .iter()
-            .map(|&(t, v)| v - (intercept + slope * t + profile[(t as usize) % p]))
-            .collect();
+        let profile: Vec<f64> =
+            (0..p)
+                .map(|ph| {
+                    if cnt[ph] > 0 { phase_mean(&y_sum, ph) - slope * phase_mean(&t_sum, ph) - intercept } else { 0.0 }
+                })
+                .collect();
+        let resid: Vec<f64> =
+            pts.iter().map(|&(t, v)| v - (intercept + slope * t + profile[(t as usize) % p])).collect();
         let dof = (m - 2.0 - (p as f64 - 1.0)).max(1.0);
         let sigma = (resid.iter().map(|r| r * r).sum::<f64>() / dof).sqrt();
         Ok(Box::new(FittedLinear { intercept, slope, profile, sigma, n, m, tbar, sxx }))

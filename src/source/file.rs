@@ -100,7 +100,11 @@ fn to_series(
     opts: &FileOptions,
     locate: &dyn Fn(usize) -> String,
 ) -> Result<Pulled, String> {
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    // Column names as shown in errors: clipped, since a binary file's "header" is garbage.
+    let mut names: Vec<String> = df.get_column_names().iter().take(5).map(|s| clip(s)).collect();
+    if df.width() > 5 {
+        names.push(format!("... {} columns in all", df.width()));
+    }
     let value_name = opts.column.as_deref().unwrap_or("value");
     let ts_col = find_column(df, "timestamp").ok_or_else(|| {
         format!(
@@ -287,7 +291,9 @@ fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell
             Ok(ca
                 .iter()
                 .enumerate()
-                .map(|(row, v)| v.map(|v| v.div_euclid(per_sec)).ok_or_else(|| format!("empty timestamp at {}", locate(row))))
+                .map(|(row, v)| {
+                    v.map(|v| v.div_euclid(per_sec)).ok_or_else(|| format!("empty timestamp at {}", locate(row)))
+                })
                 .collect())
         }
         dt if dt.is_primitive_numeric() => {
@@ -450,7 +456,11 @@ mod tests {
     #[test]
     fn single_series_csv_with_offsets_and_gaps() {
         let d = tempfile::tempdir().unwrap();
-        let p = write(&d, "db.csv", b"timestamp,value\n2024-01-01T01:00:00+01:00,0.5\n2024-01-01T01:00:00Z,NaN\n1704070800,\n");
+        let p = write(
+            &d,
+            "db.csv",
+            b"timestamp,value\n2024-01-01T01:00:00+01:00,0.5\n2024-01-01T01:00:00Z,NaN\n1704070800,\n",
+        );
         let out = read_file(&p, &FileOptions::default()).unwrap();
         assert_eq!(out.series.len(), 1);
         let s = &out.series[0];
@@ -511,7 +521,8 @@ mod tests {
     fn parquet_round_trip_with_native_datetime() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.parquet");
-        let s = RawSeries { name: "x".into(), origin: String::new(), timestamps: vec![0, 3600], values: vec![0.1, 0.2] };
+        let s =
+            RawSeries { name: "x".into(), origin: String::new(), timestamps: vec![0, 3600], values: vec![0.1, 0.2] };
         write_long_parquet(&p, std::slice::from_ref(&s)).unwrap();
         let out = read_file(&p, &FileOptions::default()).unwrap();
         assert_eq!(out.series[0].timestamps, s.timestamps);

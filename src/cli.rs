@@ -1,0 +1,119 @@
+//! Command-line flags (clap). Names are fixed by DESIGN.md and CONTRACT.md; they are turned
+//! into validated settings once, in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::FailOn;
+use crate::report::PlotMode;
+use crate::series::Aggregate;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "headroom",
+    version,
+    about = "When does each resource run out, how sure are we, and what would change it?"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Forecast every resource in the config and write reports.
+    Run(RunArgs),
+    /// Forecast one series file and print JSON (the stable contract for scripts).
+    Forecast(ForecastArgs),
+    /// Regenerate the bundled sample fleet.
+    Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file.
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// Output directory; nothing is written outside it.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Forecast as of this date (YYYY-MM-DD or RFC 3339); default: the last sample.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Exit 1 when a resource's earliest crossing of this threshold lies within alert_within.
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// Which resources get plots.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub plots: PlotMode,
+    /// Only errors on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// CSV or Parquet file with `timestamp,value` columns.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Value column to forecast (default `value`).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// How far ahead: `48h`, `90d`, `172800s`.
+    #[arg(long, default_value = "90d", allow_hyphen_values = true)]
+    pub horizon: String,
+    /// Step to resample to and forecast at (default: the series' median spacing).
+    #[arg(long, allow_hyphen_values = true)]
+    pub step: Option<String>,
+    /// Central prediction-interval level in (0, 1).
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    pub level: f64,
+    /// Threshold to analyse; may repeat.
+    #[arg(long = "threshold", allow_negative_numbers = true)]
+    pub thresholds: Vec<f64>,
+    /// The series is a ratio: forecasts and bands stay within [0, 1].
+    #[arg(long)]
+    pub bounded: bool,
+    /// How points inside one step are combined.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub aggregate: AggregateArg,
+    /// Model family: auto, naive, seasonal_naive, linear.
+    #[arg(long, default_value = "auto")]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Folder for the sample files.
+    #[arg(long, default_value = "data/sample")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AggregateArg {
+    Mean,
+    Max,
+    P95,
+    P99,
+    Last,
+}
+
+impl From<AggregateArg> for Aggregate {
+    fn from(a: AggregateArg) -> Self {
+        match a {
+            AggregateArg::Mean => Aggregate::Mean,
+            AggregateArg::Max => Aggregate::Max,
+            AggregateArg::P95 => Aggregate::P95,
+            AggregateArg::P99 => Aggregate::P99,
+            AggregateArg::Last => Aggregate::Last,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The commands: each turns flags into validated settings, runs the pipeline and decides the
+//! exit status in one place.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{Command, ForecastArgs, RunArgs, SampleArgs};
+use crate::config::{self, ResourceSettings};
+use crate::pipeline::{self, ResourceForecast};
+use crate::report::{self, Report};
+use crate::source::file::{self, FileOptions};
+use crate::time::{parse_date, parse_duration, rfc3339};
+
+/// Exit status (DESIGN.md): error wins over breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    Ok = 0,
+    Breach = 1,
+    Error = 2,
+}
+
+pub fn execute(cmd: Command) -> anyhow::Result<Status> {
+    match cmd {
+        Command::Run(a) => run(&a),
+        Command::Forecast(a) => forecast(&a),
+        Command::Sample(a) => sample(&a),
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<Status> {
+    let started = Instant::now();
+    let mut cfg = config::load(&args.config)?;
+    if let Some(f) = args.fail_on {
+        cfg.fail_on = f;
+    }
+    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let plots_dir = args.out.join("plots");
+    std::fs::create_dir_all(&plots_dir)
+        .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
+    clear_old_plots(&plots_dir)?;
+
+    let result = pipeline::run(&cfg, as_of);
+
+    let plotted = report::plotted(&result.resources, args.plots);
+    let slugs = report::slugs(plotted.iter().map(|r| r.name.as_str()));
+    let plot_errors: Vec<String> = {
+        use rayon::prelude::*;
+        plotted
+            .par_iter()
+            .filter_map(|r| report::plot::write(r, result.as_of, &plots_dir, &slugs[&r.name]).err())
+            .collect()
+    };
+    let rep = Report {
+        run: &result,
+        plots: &slugs,
+        generated_at: rfc3339(chrono::Utc::now().timestamp()),
+        config: args.config.display().to_string(),
+    };
+    report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
+
+    if !args.quiet {
+        for n in &result.notes {
+            eprintln!("note: {n}");
+        }
+        for r in &result.resources {
+            for n in &r.notes {
+                eprintln!("note: resource {}: {n}", r.name);
+            }
+        }
+    }
+    for e in &result.errors {
+        eprintln!("error: {e}");
+    }
+    for e in &plot_errors {
+        eprintln!("error: plot {e}");
+    }
+    let failing = result.failing();
+    if !args.quiet {
+        eprintln!(
+            "headroom: {} resources forecast as of {}, {} errors, {} failing --fail-on {:?}; reports in {} ({:.1} s)",
+            result.resources.len(),
+            rfc3339(result.as_of),
+            result.errors.len() + plot_errors.len(),
+            failing.len(),
+            result.fail_on,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if !result.errors.is_empty() || !plot_errors.is_empty() {
+        Status::Error
+    } else if !failing.is_empty() {
+        Status::Breach
+    } else {
+        Status::Ok
+    })
+}
+
+/// Removes plots of an earlier run, so `plots/` only holds this run's.
+fn clear_old_plots(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "png" || e == "svg") {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove old plot {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `headroom forecast`: one series, JSON on stdout (CONTRACT.md).
+fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
+    let horizon = parse_duration(&args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
+    let step = args.step.as_deref().map(parse_duration).transpose().map_err(|e| anyhow::anyhow!("--step: {e}"))?;
+    let mut settings = ResourceSettings {
+        step,
+        horizon,
+        level: args.level,
+        bounded: args.bounded,
+        aggregate: args.aggregate.into(),
+        model: args.model.clone(),
+        thresholds: args.thresholds.iter().map(|t| (t.to_string(), *t)).collect(),
+        history: i64::MAX / 4,
+        ..ResourceSettings::default()
+    };
+    let order = settings.thresholds.clone();
+    settings.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Breaches come out in the order the thresholds were given.
+    settings.thresholds = order;
+    let opts = FileOptions { column: args.column.clone(), name_template: None };
+    let pulled = file::read_file(&args.input, &opts)?;
+    if let Some(e) = pulled.errors.first() {
+        bail!("{e}");
+    }
+    let raw = match pulled.series.as_slice() {
+        [one] => one,
+        [] => bail!("{}: no series found", args.input.display()),
+        many => bail!(
+            "{}: holds {} series ({}, ...); `forecast` takes one (use `headroom run` for a fleet)",
+            args.input.display(),
+            many.len(),
+            many[0].name
+        ),
+    };
+    for n in &pulled.notes {
+        eprintln!("note: {n}");
+    }
+    let r: ResourceForecast = pipeline::forecast_resource(raw, "file", &settings, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    let doc = report::json::contract(&r);
+    println!("{}", serde_json::to_string(&doc)?);
+    Ok(Status::Ok)
+}
+
+fn sample(args: &SampleArgs) -> anyhow::Result<Status> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let written = crate::sample::write(&args.out).map_err(anyhow::Error::msg)?;
+    let mut by_file: BTreeMap<String, usize> = BTreeMap::new();
+    for (f, n) in written {
+        *by_file.entry(f).or_default() += n;
+    }
+    for (f, n) in by_file {
+        eprintln!("wrote {f} ({n} series)");
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,329 @@
+//! The run, stage by stage: read every source, prepare each resource's series, fit and
+//! forecast it, analyse its thresholds. One resource's failure is recorded and the rest go on.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rayon::prelude::*;
+
+use crate::breach::{self, Breach};
+use crate::config::{Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
+use crate::model::select::{self, Backtest};
+use crate::model::{Forecast, seasonal_periods};
+use crate::series::{self, PrepareOptions, Series};
+use crate::source::file::{self, FileOptions};
+use crate::source::{Pulled, RawSeries};
+use crate::time::{format_duration, rfc3339};
+
+/// One resource, forecast.
+#[derive(Debug, Clone)]
+pub struct ResourceForecast {
+    pub name: String,
+    pub source: String,
+    pub settings: ResourceSettings,
+    /// The prepared history (regular steps, gaps as NaN).
+    pub history: Series,
+    /// First timestamp the model was fitted on (later than the history's start after a level shift).
+    pub fit_start: i64,
+    pub model: String,
+    pub backtest: Option<Backtest>,
+    /// Timestamp of the first forecast step (last history step + one step).
+    pub forecast_start: i64,
+    pub forecast: Forecast,
+    pub breaches: Vec<Breach>,
+    pub last_value: f64,
+    /// Things worth knowing that did not stop the forecast.
+    pub notes: Vec<String>,
+}
+
+impl ResourceForecast {
+    pub fn step(&self) -> i64 {
+        self.history.step
+    }
+
+    pub fn forecast_time(&self, i: usize) -> i64 {
+        self.forecast_start + i as i64 * self.step()
+    }
+
+    pub fn expected_at(&self, b: &Breach) -> Option<i64> {
+        Breach::at(b.expected_step, self.forecast_start, self.step())
+    }
+
+    pub fn earliest_at(&self, b: &Breach) -> Option<i64> {
+        Breach::at(b.earliest_step, self.forecast_start, self.step())
+    }
+
+    pub fn breach(&self, name: &str) -> Option<&Breach> {
+        self.breaches.iter().find(|b| b.name == name)
+    }
+
+    /// Days from `as_of` until the earliest (upper-bound) crossing of the lowest threshold:
+    /// the conservative headroom. None: no crossing within the horizon.
+    pub fn headroom_days(&self, as_of: i64) -> Option<f64> {
+        self.breaches.iter().filter_map(|b| self.earliest_at(b)).min().map(|t| breach::days_between(as_of, t))
+    }
+
+    /// The highest threshold whose earliest crossing lies within `alert_within` of `as_of`.
+    pub fn alert(&self, as_of: i64) -> Option<&Breach> {
+        let limit = as_of + self.settings.alert_within;
+        self.breaches.iter().rev().find(|b| self.earliest_at(b).is_some_and(|t| t <= limit))
+    }
+
+    /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
+    pub fn status(&self, as_of: i64) -> &str {
+        self.alert(as_of).map_or("ok", |b| b.name.as_str())
+    }
+
+    /// The last date to act: earliest crossing minus the lead time.
+    pub fn act_by(&self, b: &Breach) -> Option<i64> {
+        self.earliest_at(b).map(|t| t - self.settings.lead_time)
+    }
+}
+
+/// A resource (or a whole source) that could not be forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunError {
+    pub resource: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.resource {
+            Some(r) => write!(f, "resource {r}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Everything a run produced, ranked: least headroom first.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub as_of: i64,
+    pub resources: Vec<ResourceForecast>,
+    pub errors: Vec<RunError>,
+    pub notes: Vec<String>,
+    pub fail_on: FailOn,
+}
+
+impl RunResult {
+    /// Resources whose earliest crossing of the `fail_on` threshold lies within `alert_within`.
+    pub fn failing(&self) -> Vec<&ResourceForecast> {
+        let wanted = match self.fail_on {
+            FailOn::Never => return vec![],
+            FailOn::Soft => "soft",
+            FailOn::Hard => "hard",
+        };
+        self.resources
+            .iter()
+            .filter(|r| {
+                let limit = self.as_of + r.settings.alert_within;
+                r.breach(wanted).and_then(|b| r.earliest_at(b)).is_some_and(|t| t <= limit)
+            })
+            .collect()
+    }
+}
+
+/// Reads every source the config names and forecasts every resource.
+pub fn run(config: &Config, as_of: Option<i64>) -> RunResult {
+    let mut errors = vec![];
+    let mut notes = vec![];
+    // Read each (source, name template) once.
+    let mut pulled: BTreeMap<(String, Option<String>), Pulled> = BTreeMap::new();
+    for entry in &config.resources {
+        let key = (entry.source.clone(), entry.template().map(str::to_string));
+        if pulled.contains_key(&key) {
+            continue;
+        }
+        let p = pull(config, &entry.source, entry.template());
+        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
+        notes.extend(p.notes.iter().cloned());
+        pulled.insert(key, p);
+    }
+    let work = assign(config, &pulled, &mut errors);
+    let as_of = as_of
+        .unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.timestamps.iter().max().copied()).max().unwrap_or(0));
+    let results: Vec<Result<ResourceForecast, RunError>> = work
+        .par_iter()
+        .map(|(raw, entry)| {
+            forecast_resource(raw, &entry.source, &entry.settings, Some(as_of))
+                .map_err(|message| RunError { resource: Some(raw.name.clone()), message })
+        })
+        .collect();
+    let mut resources = vec![];
+    for r in results {
+        match r {
+            Ok(f) => resources.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    rank(&mut resources, as_of);
+    RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
+}
+
+fn pull(config: &Config, source: &str, template: Option<&str>) -> Pulled {
+    let Some(src) = config.sources.get(source) else {
+        return Pulled::default();
+    };
+    match src {
+        SourceConfig::Files { path, column } => {
+            let files = match file::expand(path, &config.base) {
+                Ok(f) => f,
+                Err(e) => {
+                    let message = format!("source {source}: {e}");
+                    return Pulled { errors: vec![crate::source::SourceError::file(message)], ..Default::default() };
+                }
+            };
+            let opts = FileOptions { column: column.clone(), name_template: template.map(str::to_string) };
+            file::read_files(&files, &opts)
+        }
+    }
+}
+
+/// Pairs each series with the `[[resources]]` entry that owns it: an exact name wins over a
+/// catch-all entry of the same source; each series is forecast once.
+fn assign<'a>(
+    config: &'a Config,
+    pulled: &'a BTreeMap<(String, Option<String>), Pulled>,
+    errors: &mut Vec<RunError>,
+) -> Vec<(&'a RawSeries, &'a ResourceEntry)> {
+    let named: HashSet<(&str, &str)> =
+        config.resources.iter().filter_map(|e| e.exact_name().map(|n| (e.source.as_str(), n))).collect();
+    let failed: HashSet<&str> = errors.iter().filter_map(|e| e.resource.as_deref()).collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut work = vec![];
+    let mut missing = vec![];
+    for entry in &config.resources {
+        let key = (entry.source.clone(), entry.template().map(str::to_string));
+        let Some(p) = pulled.get(&key) else { continue };
+        match entry.exact_name() {
+            Some(name) => match p.series.iter().find(|s| s.name == name) {
+                Some(s) if seen.insert(s.name.as_str()) => work.push((s, entry)),
+                Some(_) => {}
+                None if failed.contains(name) => {}
+                None if p.series.is_empty() && !p.errors.is_empty() => {}
+                None => {
+                    let mut found: Vec<&str> = p.series.iter().map(|s| s.name.as_str()).collect();
+                    found.truncate(10);
+                    missing.push(RunError {
+                        resource: Some(name.to_string()),
+                        message: format!(
+                            "no series named `{name}` in source {} (found: {})",
+                            entry.source,
+                            if found.is_empty() { "none".into() } else { found.join(", ") }
+                        ),
+                    });
+                }
+            },
+            None => {
+                for s in &p.series {
+                    if !named.contains(&(entry.source.as_str(), s.name.as_str())) && seen.insert(s.name.as_str()) {
+                        work.push((s, entry));
+                    }
+                }
+            }
+        }
+    }
+    errors.extend(missing);
+    work
+}
+
+/// Prepares, fits and forecasts one series, and analyses its thresholds. The forecast runs
+/// from the last observed step to `as_of + horizon`.
+pub fn forecast_resource(
+    raw: &RawSeries,
+    source: &str,
+    settings: &ResourceSettings,
+    as_of: Option<i64>,
+) -> Result<ResourceForecast, String> {
+    let step = match settings.step {
+        Some(s) => s,
+        None => {
+            series::median_spacing(raw).ok_or_else(|| "fewer than two timestamps: cannot tell the step".to_string())?
+        }
+    };
+    let opts = PrepareOptions {
+        step,
+        aggregate: settings.aggregate,
+        as_of,
+        history: Some(settings.history),
+        ignore: settings.ignore.clone(),
+    };
+    let (history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
+    let mut notes = vec![];
+    if prep.duplicates_dropped > 0 {
+        notes.push(format!("{} duplicate timestamps dropped (the last value read was kept)", prep.duplicates_dropped));
+    }
+    if prep.unsorted {
+        notes.push("rows were not in time order; sorted".into());
+    }
+    if prep.ignored_points > 0 {
+        notes.push(format!("{} points inside ignore windows dropped", prep.ignored_points));
+    }
+    if prep.interpolated_steps > 0 {
+        notes.push(format!("{} missing steps interpolated (gaps of at most 3 steps)", prep.interpolated_steps));
+    }
+    let end = history.end();
+    let as_of = as_of.unwrap_or(end);
+    if as_of - end > 2 * step {
+        notes.push(format!(
+            "stale: last sample {} is {} before the as-of date",
+            rfc3339(end),
+            format_duration(as_of - end)
+        ));
+    }
+    // Fit only on data after the last level shift, when enough of it remains.
+    let mut fit = history.clone();
+    let min_after = seasonal_periods(step).last().map_or(24, |p| 2 * p + 2);
+    if let Some(&(at, _, _)) =
+        settings.events.iter().filter(|(t, k, _)| *k == EventKind::LevelShift && *t <= end).max_by_key(|e| e.0)
+    {
+        let cut = history.since(at);
+        if cut.observed() >= min_after {
+            fit = cut;
+        } else {
+            notes.push(format!(
+                "level shift on {} ignored: only {} observed steps after it (need {min_after})",
+                crate::time::day(at),
+                cut.observed()
+            ));
+        }
+    }
+    let steps = ((as_of + settings.horizon - end) as f64 / step as f64).ceil().max(1.0) as usize;
+    let sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
+        .map_err(|e| e.to_string())?;
+    let last_value = history.last_value().unwrap_or(f64::NAN);
+    let breaches = settings
+        .thresholds
+        .iter()
+        .map(|(name, t)| breach::analyse(name, *t, &sel.forecast, settings.level, last_value))
+        .collect();
+    Ok(ResourceForecast {
+        name: raw.name.clone(),
+        source: source.to_string(),
+        settings: settings.clone(),
+        fit_start: fit.start,
+        forecast_start: end + step,
+        history,
+        model: sel.model,
+        backtest: sel.backtest,
+        forecast: sel.forecast,
+        breaches,
+        last_value,
+        notes,
+    })
+}
+
+/// Least headroom first: already breached, then soonest earliest crossing, then the highest
+/// breach probability, then by name (so the order is deterministic).
+pub fn rank(resources: &mut [ResourceForecast], as_of: i64) {
+    resources.sort_by(|a, b| {
+        let key = |r: &ResourceForecast| {
+            let breached = r.breaches.iter().filter(|b| b.already_breached).count();
+            let days = r.headroom_days(as_of).unwrap_or(f64::INFINITY);
+            let p = r.breaches.iter().map(|b| b.probability).fold(0.0, f64::max);
+            (std::cmp::Reverse(breached), days, -p)
+        };
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then_with(|| a.name.cmp(&b.name))
+    });
+}

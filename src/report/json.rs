@@ -1,0 +1,127 @@
+//! JSON: `forecasts.json` for a run (schema in `schema/forecasts.schema.json`), and the
+//! single-series document `headroom forecast` prints (CONTRACT.md).
+
+use serde_json::{Value, json};
+
+use super::{Exporter, Report};
+use crate::breach::days_between;
+use crate::pipeline::ResourceForecast;
+use crate::time::{format_duration, rfc3339};
+
+/// Bumped on any incompatible change to `forecasts.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub struct ForecastsJson;
+
+impl Exporter for ForecastsJson {
+    fn file_name(&self) -> &'static str {
+        "forecasts.json"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let run = report.run;
+        let resources: Vec<Value> = run
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut v = resource_json(r, run.as_of);
+                v["rank"] = json!(i + 1);
+                v["plot"] = match report.plots.get(&r.name) {
+                    Some(slug) => json!({"png": format!("plots/{slug}.png"), "svg": format!("plots/{slug}.svg")}),
+                    None => Value::Null,
+                };
+                v
+            })
+            .collect();
+        let doc = json!({
+            "schema_version": SCHEMA_VERSION,
+            "generated_at": report.generated_at,
+            "as_of": rfc3339(run.as_of),
+            "config": report.config,
+            "fail_on": format!("{:?}", run.fail_on).to_lowercase(),
+            "resources": resources,
+            "errors": run.errors.iter().map(|e| json!({"resource": e.resource, "message": e.message})).collect::<Vec<_>>(),
+            "notes": run.notes,
+        });
+        serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
+    }
+}
+
+fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
+    let s = &r.settings;
+    let days = |t: Option<i64>| t.map(|t| round(days_between(as_of, t), 2));
+    json!({
+        "name": r.name,
+        "source": r.source,
+        "status": r.status(as_of),
+        "headroom_days": days(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min()),
+        "last_value": finite(r.last_value),
+        "last_observed_at": rfc3339(r.history.end()),
+        "model": r.model,
+        "backtest": r.backtest.as_ref().map(|b| json!({
+            "mae": b.mae, "mase": b.mase, "origins": b.origins, "horizon_steps": b.horizon,
+        })),
+        "settings": {
+            "step_seconds": r.step(),
+            "aggregate": s.aggregate.name(),
+            "horizon": format_duration(s.horizon),
+            "level": s.level,
+            "bounded": s.bounded,
+            "alert_within": format_duration(s.alert_within),
+            "lead_time": format_duration(s.lead_time),
+            "history_start": rfc3339(r.history.start),
+            "fit_start": rfc3339(r.fit_start),
+        },
+        "breaches": r.breaches.iter().map(|b| json!({
+            "name": b.name,
+            "threshold": b.threshold,
+            "expected": r.expected_at(b).map(rfc3339),
+            "earliest": r.earliest_at(b).map(rfc3339),
+            "expected_days": days(r.expected_at(b)),
+            "earliest_days": days(r.earliest_at(b)),
+            "act_by": r.act_by(b).map(rfc3339),
+            "probability": round(b.probability, 4),
+            "already_breached": b.already_breached,
+        })).collect::<Vec<_>>(),
+        "forecast": forecast_points(r),
+        "notes": r.notes,
+    })
+}
+
+fn forecast_points(r: &ResourceForecast) -> Vec<Value> {
+    let f = &r.forecast;
+    (0..f.mean.len())
+        .map(|i| json!({"timestamp": rfc3339(r.forecast_time(i)), "mean": f.mean[i], "lower": f.lower[i], "upper": f.upper[i]}))
+        .collect()
+}
+
+/// The `headroom forecast --format json` document (CONTRACT.md), extended with the backtest
+/// and `already_breached`.
+pub fn contract(r: &ResourceForecast) -> Value {
+    json!({
+        "series": r.name,
+        "step_seconds": r.step(),
+        "model": r.model,
+        "level": r.settings.level,
+        "forecast": forecast_points(r),
+        "breaches": r.breaches.iter().map(|b| json!({
+            "threshold": b.threshold,
+            "expected": r.expected_at(b).map(rfc3339),
+            "earliest": r.earliest_at(b).map(rfc3339),
+            "probability": b.probability,
+            "already_breached": b.already_breached,
+        })).collect::<Vec<_>>(),
+        "backtest": r.backtest.as_ref().map(|b| json!({"mae": b.mae, "mase": b.mase, "origins": b.origins})),
+        "notes": r.notes,
+    })
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn finite(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
+}

@@ -1,0 +1,98 @@
+//! `summary.md`: the ranking as a Markdown table, ready to paste into an issue or MR.
+
+use std::fmt::Write;
+
+use super::{Exporter, Report};
+use crate::breach::days_between;
+use crate::pipeline::ResourceForecast;
+use crate::time::{day, rfc3339};
+
+pub struct Summary;
+
+impl Exporter for Summary {
+    fn file_name(&self) -> &'static str {
+        "summary.md"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let run = report.run;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Capacity forecast as of {}\n", rfc3339(run.as_of));
+        let alerting = run.resources.iter().filter(|r| r.alert(run.as_of).is_some()).count();
+        let _ = writeln!(
+            s,
+            "{} resources forecast, {} alerting within their alert window, {} errors.\n",
+            run.resources.len(),
+            alerting,
+            run.errors.len()
+        );
+        let _ = writeln!(
+            s,
+            "| # | resource | status | last | headroom (days) | soft: expected / earliest | hard: expected / earliest | P(hard) | model | MASE |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        for (i, r) in run.resources.iter().enumerate() {
+            let cross = |name: &str| match r.breach(name) {
+                None => "–".to_string(),
+                Some(b) if b.already_breached => "**already breached**".to_string(),
+                Some(b) => format!("{} / {}", opt_day(r.expected_at(b)), opt_day(r.earliest_at(b))),
+            };
+            let p_hard = r.breach("hard").map_or("–".into(), |b| format!("{:.0} %", b.probability * 100.0));
+            let mase = r.backtest.as_ref().and_then(|b| b.mase).map_or("–".into(), |m| format!("{m:.2}"));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                escape(&r.name),
+                status_cell(r, run.as_of),
+                fmt_value(r.last_value),
+                r.headroom_days(run.as_of).map_or("> horizon".into(), |d| format!("{d:.1}")),
+                cross("soft"),
+                cross("hard"),
+                p_hard,
+                escape(&r.model),
+                mase
+            );
+        }
+        if !run.errors.is_empty() {
+            let _ = writeln!(s, "\n## Errors\n");
+            for e in &run.errors {
+                let _ = writeln!(s, "- {}", escape(&e.to_string()));
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nHeadroom: days from the as-of date to the first upper-bound crossing of any threshold. \
+             Expected: the mean forecast reaches the threshold; earliest: the upper bound of the \
+             interval does. Generated {} from `{}`.",
+            report.generated_at, report.config
+        );
+        Ok(s.into_bytes())
+    }
+}
+
+fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
+    match r.alert(as_of) {
+        Some(b) => format!("**{}** in {:.0} d", b.name, r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t))),
+        None => "ok".into(),
+    }
+}
+
+fn opt_day(t: Option<i64>) -> String {
+    t.map_or("–".into(), day)
+}
+
+fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Keeps a name from breaking the table.
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}

@@ -1,0 +1,303 @@
+//! Forecast plots, `plots/<slug>.png` and `.svg`: history, fit window, forecast with its
+//! interval band, thresholds, breach markers, events. PNG text uses DejaVu Sans embedded in
+//! the binary; SVG text names the generic `sans-serif` family.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Datelike, NaiveDate};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use resvg::{tiny_skia, usvg};
+
+use crate::config::EventKind;
+use crate::pipeline::ResourceForecast;
+use crate::time::day;
+
+const SIZE: (u32, u32) = (1000, 500);
+const FONT: &str = "sans-serif";
+/// Above this many points per series, plots show per-bin ranges instead of every step.
+const MAX_POINTS: usize = 1200;
+
+/// Registers the embedded font for plotters' text layout and builds the rasteriser's font
+/// database, once per process. Both use DejaVu Sans compiled into the binary.
+fn raster_options() -> &'static usvg::Options<'static> {
+    static OPTIONS: OnceLock<usvg::Options<'static>> = OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        // Only fails on a malformed font, and the font is compiled in.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let mut opt = usvg::Options::default();
+        let db = opt.fontdb_mut();
+        db.load_font_data(dejavu::sans::regular().to_vec());
+        db.set_sans_serif_family("DejaVu Sans");
+        opt.font_family = "DejaVu Sans".into();
+        opt
+    })
+}
+
+/// Writes `<slug>.svg` and `<slug>.png` (the same drawing, rasterised) into `dir`.
+pub fn write(r: &ResourceForecast, as_of: i64, dir: &Path, slug: &str) -> Result<(), String> {
+    let opt = raster_options();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw(&root, r, as_of).map_err(|e| format!("{slug}: {e}"))?;
+        root.present().map_err(|e| format!("{slug}: {e}"))?;
+    }
+    let svg_path = dir.join(format!("{slug}.svg"));
+    std::fs::write(&svg_path, &svg).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    let tree = usvg::Tree::from_str(&svg, opt).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    let mut pixmap = tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or("cannot allocate the PNG canvas")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    let png_path = dir.join(format!("{slug}.png"));
+    pixmap.save_png(&png_path).map_err(|e| format!("{}: {e}", png_path.display()))
+}
+
+/// One x position of a (possibly binned) path: the range of values in the bin and their mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bin {
+    t: i64,
+    lo: f64,
+    hi: f64,
+    mean: f64,
+    count: usize,
+}
+
+/// Groups points into bins `width` seconds wide, or keeps one bin per point when `width` is
+/// None. Missing values end a run, so the result is split at gaps.
+fn bins(times: impl Fn(usize) -> i64, lo: &[f64], hi: &[f64], mid: &[f64], width: Option<i64>) -> Vec<Vec<Bin>> {
+    let mut runs: Vec<Vec<Bin>> = vec![];
+    let mut run: Vec<Bin> = vec![];
+    for i in 0..mid.len() {
+        if !(lo[i].is_finite() && hi[i].is_finite() && mid[i].is_finite()) {
+            if !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+            continue;
+        }
+        let t = match width {
+            Some(w) => times(i).div_euclid(w) * w + w / 2,
+            None => times(i),
+        };
+        match run.last_mut() {
+            Some(b) if b.t == t => {
+                b.lo = b.lo.min(lo[i]);
+                b.hi = b.hi.max(hi[i]);
+                b.count += 1;
+                b.mean += (mid[i] - b.mean) / b.count as f64;
+            }
+            _ => run.push(Bin { t, lo: lo[i], hi: hi[i], mean: mid[i], count: 1 }),
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
+}
+
+/// The outline of a band over bins: highs forward, lows back.
+fn outline(run: &[Bin]) -> Vec<(i64, f64)> {
+    run.iter().map(|b| (b.t, b.hi)).chain(run.iter().rev().map(|b| (b.t, b.lo))).collect()
+}
+
+/// Month starts (every 1, 2 or 3 months) for long ranges, else whole days: tick positions
+/// a reader recognises.
+fn key_points(x0: i64, x1: i64) -> Vec<i64> {
+    let days = (x1 - x0) / 86_400;
+    let mut out = vec![];
+    if days > 60 {
+        let every = if days > 540 {
+            3
+        } else if days > 240 {
+            2
+        } else {
+            1
+        };
+        let Some(start) = DateTime::from_timestamp(x0, 0) else { return out };
+        let (mut y, mut m) = (start.year(), start.month());
+        loop {
+            m += 1;
+            if m > 12 {
+                m = 1;
+                y += 1;
+            }
+            let Some(t) = NaiveDate::from_ymd_opt(y, m, 1).and_then(|d| d.and_hms_opt(0, 0, 0)) else { break };
+            let t = t.and_utc().timestamp();
+            if t > x1 {
+                break;
+            }
+            if (m - 1) % every == 0 {
+                out.push(t);
+            }
+        }
+    } else {
+        let every = (days / 8).max(1) * 86_400;
+        let mut t = (x0 / 86_400 + 1) * 86_400;
+        while t <= x1 {
+            out.push(t);
+            t += every;
+        }
+    }
+    out
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    r: &ResourceForecast,
+    as_of: i64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let (chart_area, footer_area) = root.split_vertically(SIZE.1 - 26);
+    let h = &r.history;
+    let f = &r.forecast;
+    let n = f.mean.len();
+    let x0 = h.start;
+    let x1 = r.forecast_time(n.saturating_sub(1)).max(x0 + 1);
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in h.values.iter().chain(&f.lower).chain(&f.upper).filter(|v| v.is_finite()) {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    for b in &r.breaches {
+        lo = lo.min(b.threshold);
+        hi = hi.max(b.threshold);
+    }
+    if r.settings.bounded {
+        lo = lo.max(0.0);
+        hi = hi.min(1.0);
+    }
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = (hi - lo) * 0.06;
+    let (y0, y1) = (lo - pad, hi + pad);
+
+    let title = format!("{} — {}, as of {}", r.name, r.model, day(as_of));
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).with_key_points(key_points(x0, x1)), y0..y1)?;
+    chart
+        .configure_mesh()
+        .y_labels(8)
+        .x_label_formatter(&|x| day(*x))
+        .y_label_formatter(&|y| if r.settings.bounded { format!("{:.0} %", y * 100.0) } else { format!("{y:.3}") })
+        .label_style((FONT, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+
+    // Long series are drawn as per-bin ranges (peaks stay visible) with the bin mean.
+    let raw_width = (x1 - x0) / (MAX_POINTS as i64 / 2);
+    let width = [3_600, 7_200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800]
+        .into_iter()
+        .find(|w| *w >= raw_width)
+        .unwrap_or(raw_width);
+    let width = (h.len() + n > MAX_POINTS && width > h.step).then_some(width);
+    let blue = RGBColor(31, 119, 180);
+    let grey = RGBColor(120, 120, 120);
+    let dark = RGBColor(40, 40, 40);
+
+    let band = bins(|i| r.forecast_time(i), &f.lower, &f.upper, &f.mean, width);
+    for (k, run) in band.iter().enumerate() {
+        let s = chart.draw_series(std::iter::once(Polygon::new(outline(run), blue.mix(0.2).filled())))?;
+        if k == 0 {
+            s.label(format!("{:.0} % interval", r.settings.level * 100.0))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], blue.mix(0.2).filled()));
+        }
+    }
+    let hist = bins(|i| h.time(i), &h.values, &h.values, &h.values, width);
+    let mut labelled = false;
+    for run in &hist {
+        if width.is_some() {
+            chart.draw_series(std::iter::once(Polygon::new(outline(run), grey.mix(0.35).filled())))?;
+        }
+        // The stretch before a level shift (not fitted) in grey.
+        let (old, new): (Vec<&Bin>, Vec<&Bin>) = run.iter().partition(|b| b.t < r.fit_start);
+        if old.len() > 1 {
+            chart.draw_series(LineSeries::new(old.iter().map(|b| (b.t, b.mean)), grey.stroke_width(1)))?;
+        }
+        if new.len() > 1 {
+            let s = chart.draw_series(LineSeries::new(new.iter().map(|b| (b.t, b.mean)), dark.stroke_width(1)))?;
+            if !labelled {
+                let label = match width {
+                    Some(w) => format!("history (mean and range per {})", crate::time::format_duration(w)),
+                    None => "history".to_string(),
+                };
+                s.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], dark));
+                labelled = true;
+            }
+        }
+    }
+    let mean = bins(|i| r.forecast_time(i), &f.mean, &f.mean, &f.mean, width);
+    for (k, run) in mean.iter().enumerate() {
+        if width.is_some() {
+            chart.draw_series(std::iter::once(Polygon::new(outline(run), blue.mix(0.45).filled())))?;
+        }
+        let s = chart.draw_series(LineSeries::new(run.iter().map(|b| (b.t, b.mean)), blue.stroke_width(2)))?;
+        if k == 0 {
+            s.label("forecast").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], blue.stroke_width(2)));
+        }
+    }
+
+    // Thresholds; a triangle where the upper bound crosses (earliest), a dot where the mean does.
+    for b in &r.breaches {
+        let color = if b.name == "hard" { RGBColor(214, 39, 40) } else { RGBColor(255, 127, 14) };
+        chart
+            .draw_series(DashedLineSeries::new([(x0, b.threshold), (x1, b.threshold)], 8, 5, color.stroke_width(1)))?
+            .label(format!("{} {}", b.name, b.threshold))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        if let Some(t) = r.earliest_at(b) {
+            chart.draw_series(std::iter::once(TriangleMarker::new((t, b.threshold), 7, color.filled())))?;
+        }
+        if let Some(t) = r.expected_at(b) {
+            chart.draw_series(std::iter::once(Circle::new((t, b.threshold), 5, color.filled())))?;
+        }
+    }
+
+    // The as-of date and events as labelled vertical lines.
+    let mut verticals = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
+    for (t, kind, note) in &r.settings.events {
+        if *t >= x0 && *t <= x1 {
+            let what = if *kind == EventKind::LevelShift { "level shift" } else { "event" };
+            let text = if note.is_empty() { what.to_string() } else { format!("{what}: {note}") };
+            verticals.push((*t, text, RGBColor(148, 103, 189)));
+        }
+    }
+    for (t, text, color) in verticals {
+        chart.draw_series(DashedLineSeries::new([(t, y0), (t, y1)], 4, 4, color.stroke_width(1)))?;
+        let style = (FONT, 12).into_font().color(&color);
+        chart.draw_series(std::iter::once(Text::new(format!(" {text}"), (t, y1 - pad * 0.2), style)))?;
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()?;
+
+    // Breach dates in a footer, so the plot reads without the report.
+    let footer: Vec<String> = r
+        .breaches
+        .iter()
+        .map(|b| match (r.expected_at(b), r.earliest_at(b)) {
+            _ if b.already_breached => format!("{} {}: already breached", b.name, b.threshold),
+            (e, Some(l)) => format!(
+                "{} {}: earliest {}, expected {}, p = {:.0} %",
+                b.name,
+                b.threshold,
+                day(l),
+                e.map_or("none".into(), day),
+                b.probability * 100.0
+            ),
+            _ => format!("{} {}: no crossing by {}", b.name, b.threshold, day(x1)),
+        })
+        .collect();
+    footer_area.draw(&Text::new(footer.join("    ·    "), (78, 4), (FONT, 13)))?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The bundled sample fleet (`headroom sample`): twenty saturation ratios over one year at
+//! 1 h, generated deterministically (fixed seeds, no clock), covering the shapes a capacity
+//! planner meets: cycles, linear and accelerating growth, a level shift, a leak sawtooth, a
+//! disk that is cleaned periodically, flat noise, an already-breached pool, and gaps.
+
+use std::f64::consts::PI;
+use std::path::Path;
+
+use crate::source::RawSeries;
+use crate::source::file::write_long_parquet;
+
+/// The sample's last timestamp: 2026-11-01T00:00:00Z.
+pub const END: i64 = 1_793_491_200;
+const HOURS: i64 = 365 * 24;
+
+/// splitmix64: a tiny, well-known generator, so the sample needs no RNG crate and never
+/// changes between versions.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-12);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    }
+}
+
+/// Hour index -> shape helpers. `i` runs 0..HOURS; day = i / 24.
+fn daily(i: i64, peak_hour: f64) -> f64 {
+    (2.0 * PI * ((i % 24) as f64 - peak_hour) / 24.0).cos()
+}
+
+/// 1 on weekdays, lower at weekends (the sample starts on a Sunday, 2025-11-02 local week).
+fn weekday(i: i64, weekend: f64) -> f64 {
+    let t = END - (HOURS - 1 - i) * 3600;
+    // 1970-01-01 was a Thursday: day 0 -> Thursday.
+    let dow = ((t / 86_400) + 3) % 7; // 0 = Monday
+    if dow >= 5 { weekend } else { 1.0 }
+}
+
+struct Spec {
+    name: &'static str,
+    seed: u64,
+    shape: fn(i64, &mut Rng) -> f64,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "web/cpu",
+        seed: 1,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            0.38 + 0.0004 * d + 0.12 * daily(i, 15.0) * weekday(i, 0.6) + 0.02 * r.normal()
+        },
+    },
+    Spec {
+        name: "api/cpu",
+        seed: 2,
+        shape: |i, r| {
+            // Accelerating growth: quadratic in time.
+            let d = i as f64 / 24.0;
+            0.30 + 0.35 * (d / 365.0).powi(2) + 0.10 * daily(i, 14.0) * weekday(i, 0.7) + 0.02 * r.normal()
+        },
+    },
+    Spec {
+        name: "checkout/memory",
+        seed: 3,
+        shape: |i, r| {
+            // A leak: rises until the weekly deploy restarts the process; the base creeps up.
+            let d = i as f64 / 24.0;
+            let since_deploy = (i % (24 * 7)) as f64 / (24.0 * 7.0);
+            0.40 + 0.0003 * d + 0.30 * since_deploy + 0.01 * r.normal()
+        },
+    },
+    Spec {
+        name: "logs/disk_space",
+        seed: 4,
+        shape: |i, r| {
+            // Fills ~0.9 %/day, cleaned back every 60 days; each cleanup keeps a little more.
+            let d = i as f64 / 24.0;
+            let cycle = (d / 60.0).floor();
+            0.25 + 0.02 * cycle + 0.009 * (d - 60.0 * cycle) + 0.003 * r.normal()
+        },
+    },
+    Spec {
+        name: "patroni/disk_space",
+        seed: 5,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            0.38 + 0.0011 * d + 0.002 * daily(i, 3.0) + 0.002 * r.normal()
+        },
+    },
+    Spec { name: "redis/memory", seed: 6, shape: |_, r| 0.31 + 0.015 * r.normal() },
+    Spec {
+        name: "pgbouncer/connection_pool",
+        seed: 7,
+        shape: |i, r| {
+            // Already past its soft threshold at peak, for months.
+            let d = i as f64 / 24.0;
+            0.755 + 0.0002 * d + 0.06 * daily(i, 23.0) * weekday(i, 0.8) + 0.012 * r.normal()
+        },
+    },
+    Spec {
+        name: "sidekiq/queue_saturation",
+        seed: 8,
+        shape: |i, r| {
+            // Mostly idle with bursts: spiky, heavy-tailed.
+            let burst = if r.uniform() < 0.03 { 0.3 * r.uniform() } else { 0.0 };
+            0.18 + 0.05 * daily(i, 10.0) + burst + 0.02 * r.normal().abs()
+        },
+    },
+    Spec {
+        name: "gitaly/cpu",
+        seed: 9,
+        shape: |i, r| {
+            // Migration to bigger nodes on 2026-06-15 halves the level; growth continues after.
+            let d = i as f64 / 24.0;
+            let migrated = END - (HOURS - 1 - i) * 3600 >= 1_781_481_600;
+            let level = if migrated { 0.36 + 0.0012 * (d - 226.0) } else { 0.55 + 0.0007 * d };
+            level + 0.08 * daily(i, 16.0) + 0.02 * r.normal()
+        },
+    },
+    Spec {
+        name: "registry/cpu",
+        seed: 10,
+        shape: |i, r| {
+            // Scrape outages: a two-week hole in spring and short holes every ~10 days.
+            let d = i as f64 / 24.0;
+            if (150.0..164.0).contains(&d) || i % 240 < 3 {
+                return f64::NAN;
+            }
+            0.33 + 0.0003 * d + 0.10 * daily(i, 12.0) + 0.02 * r.normal()
+        },
+    },
+    Spec {
+        name: "ci-runners/cpu",
+        seed: 11,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            (0.30 + 0.0008 * d) * weekday(i, 0.35) + 0.12 * daily(i, 11.0) * weekday(i, 0.3) + 0.03 * r.normal()
+        },
+    },
+    Spec {
+        name: "elasticsearch/disk_space",
+        seed: 12,
+        shape: |i, r| {
+            // Stepwise: a new index tier every ~50 days.
+            let d = i as f64 / 24.0;
+            0.35 + 0.045 * (d / 50.0).floor() + 0.0004 * (d % 50.0) + 0.003 * r.normal()
+        },
+    },
+    Spec {
+        name: "nginx/connections",
+        seed: 13,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            0.22 + 0.0002 * d + 0.09 * daily(i, 20.0) + 0.015 * r.normal()
+        },
+    },
+    Spec {
+        name: "kafka/disk_space",
+        seed: 14,
+        shape: |i, r| {
+            // Retention deletes old segments daily: a flat daily sawtooth.
+            let within = (i % 24) as f64 / 24.0;
+            0.58 + 0.08 * within + 0.005 * r.normal()
+        },
+    },
+    Spec {
+        name: "postgres-replica/cpu",
+        seed: 15,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            0.26 + 0.0003 * d + 0.08 * daily(i, 15.0) * weekday(i, 0.6) + 0.02 * r.normal()
+        },
+    },
+    Spec {
+        name: "mailroom/memory",
+        seed: 16,
+        shape: |i, r| {
+            // A new feature lifts memory for good three weeks before the end.
+            let step_up = if i > HOURS - 21 * 24 { 0.17 } else { 0.0 };
+            0.45 + step_up + 0.02 * daily(i, 9.0) + 0.01 * r.normal()
+        },
+    },
+    Spec { name: "consul/cpu", seed: 17, shape: |i, r| 0.06 + 0.01 * daily(i, 12.0) + 0.008 * r.normal() },
+    Spec {
+        name: "object-storage/capacity",
+        seed: 18,
+        shape: |i, r| {
+            let d = i as f64 / 24.0;
+            0.50 + 0.0006 * d + 0.001 * r.normal()
+        },
+    },
+    Spec {
+        name: "thanos-store/memory",
+        seed: 19,
+        shape: |i, r| {
+            // An incident on 2026-08-10/11 spikes memory (the config ignores that window).
+            let d = i as f64 / 24.0;
+            let t = END - (HOURS - 1 - i) * 3600;
+            let incident = if (1_786_320_000..1_786_492_800).contains(&t) { 0.35 } else { 0.0 };
+            0.45 + 0.0005 * d + 0.06 * daily(i, 18.0) + incident + 0.015 * r.normal()
+        },
+    },
+];
+
+/// The single-series CSV file's resource (named by its file stem).
+const CSV_NAME: &str = "billing-db_connections";
+
+fn csv_shape(i: i64, r: &mut Rng) -> f64 {
+    let d = i as f64 / 24.0;
+    0.35 + 0.0007 * d + 0.10 * daily(i, 10.0) * weekday(i, 0.5) + 0.02 * r.normal()
+}
+
+fn generate(seed: u64, shape: fn(i64, &mut Rng) -> f64) -> (Vec<i64>, Vec<f64>) {
+    let mut rng = Rng(seed);
+    let mut ts = vec![];
+    let mut vs = vec![];
+    for i in 0..HOURS {
+        let v = shape(i, &mut rng);
+        if v.is_nan() {
+            continue;
+        }
+        ts.push(END - (HOURS - 1 - i) * 3600);
+        // Rounded to 4 decimals: smaller files, same shapes.
+        vs.push((v.clamp(0.0, 1.0) * 1e4).round() / 1e4);
+    }
+    (ts, vs)
+}
+
+/// Writes `fleet.parquet` (long format) and one single-series CSV into `dir`; returns
+/// (file, number of series) per file written.
+pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
+    let series: Vec<RawSeries> = SPECS
+        .iter()
+        .map(|s| {
+            let (timestamps, values) = generate(s.seed, s.shape);
+            RawSeries { name: s.name.to_string(), origin: String::new(), timestamps, values }
+        })
+        .collect();
+    let parquet = dir.join("fleet.parquet");
+    write_long_parquet(&parquet, &series)?;
+    let (ts, vs) = generate(100, csv_shape);
+    let mut csv = String::from("timestamp,value\n");
+    for (t, v) in ts.iter().zip(&vs) {
+        csv.push_str(&format!("{},{}\n", crate::time::rfc3339(*t), v));
+    }
+    let csv_path = dir.join(format!("{CSV_NAME}.csv"));
+    std::fs::write(&csv_path, csv).map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    Ok(vec![(parquet.display().to_string(), series.len()), (csv_path.display().to_string(), 1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_in_range() {
+        let a = generate(1, SPECS[0].shape);
+        let b = generate(1, SPECS[0].shape);
+        assert_eq!(a, b);
+        assert_eq!(a.0.len(), HOURS as usize);
+        assert_eq!(*a.0.last().unwrap(), END);
+        assert!(a.1.iter().all(|v| (0.0..=1.0).contains(v)));
+        let gaps = generate(10, SPECS[9].shape);
+        assert!(gaps.0.len() < HOURS as usize - 14 * 24);
+    }
+}
