@@ -2,15 +2,20 @@
 //! exit status in one place.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
 use crate::cli::{Command, ForecastArgs, RunArgs, SampleArgs};
 use crate::config::{self, ResourceSettings};
-use crate::pipeline::{self, ResourceForecast};
-use crate::report::{self, Report};
+use crate::pipeline::{self, Progress, ResourceForecast};
+use crate::report::{self, Report, RunMeta};
 use crate::source::file::{self, FileOptions};
 use crate::time::{parse_date, parse_duration, rfc3339};
 
@@ -42,24 +47,46 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     std::fs::create_dir_all(&plots_dir)
         .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
     clear_old_plots(&plots_dir)?;
+    let config_bytes = std::fs::read(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
 
-    let result = pipeline::run(&cfg, as_of);
+    let fitting = ProgressReport::new("forecast", args.quiet);
+    let result = pipeline::run(&cfg, as_of, &|p| fitting.update(p));
+    fitting.finish();
 
+    let slugs = report::slugs(result.resources.iter().map(|r| r.name.as_str()));
     let plotted = report::plotted(&result.resources, args.plots);
-    let slugs = report::slugs(plotted.iter().map(|r| r.name.as_str()));
-    let plot_errors: Vec<String> = {
+    let drawing = ProgressReport::new("plot", args.quiet);
+    drawing.update(Progress::Start(plotted.len()));
+    let drawn: Vec<(String, Result<String, String>)> = {
         use rayon::prelude::*;
         plotted
             .par_iter()
-            .filter_map(|r| report::plot::write(r, result.as_of, &plots_dir, &slugs[&r.name]).err())
+            .map(|r| {
+                let svg = report::plot::write(r, result.as_of, &plots_dir, &slugs[&r.name]);
+                drawing.update(Progress::Done);
+                (r.name.clone(), svg)
+            })
             .collect()
     };
-    let rep = Report {
-        run: &result,
-        plots: &slugs,
+    drawing.finish();
+    let mut plots = BTreeMap::new();
+    let mut plot_errors = vec![];
+    for (name, svg) in drawn {
+        match svg {
+            Ok(svg) => {
+                plots.insert(name, svg);
+            }
+            Err(e) => plot_errors.push(format!("resource {name}: plot: {e}")),
+        }
+    }
+    let meta = RunMeta {
         generated_at: rfc3339(chrono::Utc::now().timestamp()),
         config: args.config.display().to_string(),
+        config_sha256: format!("{:x}", Sha256::digest(&config_bytes)),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        out_dir: args.out.display().to_string(),
     };
+    let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
 
     if !args.quiet {
@@ -76,17 +103,17 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
         eprintln!("error: {e}");
     }
     for e in &plot_errors {
-        eprintln!("error: plot {e}");
+        eprintln!("error: {e}");
     }
     let failing = result.failing();
     if !args.quiet {
         eprintln!(
-            "headroom: {} resources forecast as of {}, {} errors, {} failing --fail-on {:?}; reports in {} ({:.1} s)",
+            "headroom: {} resources forecast as of {}, {} errors, {} failing --fail-on {}; reports in {} ({:.1} s)",
             result.resources.len(),
             rfc3339(result.as_of),
             result.errors.len() + plot_errors.len(),
             failing.len(),
-            result.fail_on,
+            format!("{:?}", result.fail_on).to_lowercase(),
             args.out.display(),
             started.elapsed().as_secs_f64()
         );
@@ -98,6 +125,60 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     } else {
         Status::Ok
     })
+}
+
+/// Progress on stderr: a bar on a terminal, a plain line every 10 % elsewhere (CI logs),
+/// nothing with `--quiet`.
+struct ProgressReport {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl ProgressReport {
+    fn new(what: &'static str, quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let bar = ProgressBar::new(0);
+            let style = ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} ({eta} left)")
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(what);
+            bar
+        });
+        ProgressReport { what, bar, plain: !quiet && !terminal, total: AtomicUsize::new(0), done: AtomicUsize::new(0) }
+    }
+
+    fn update(&self, p: Progress) {
+        match p {
+            Progress::Start(n) => {
+                self.total.store(n, Ordering::Relaxed);
+                if let Some(b) = &self.bar {
+                    b.set_length(n as u64);
+                }
+            }
+            Progress::Done => {
+                let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+                let total = self.total.load(Ordering::Relaxed);
+                // Plain lines only for runs big enough to need them.
+                if self.plain && total >= 100 && (done * 10 / total) > ((done - 1) * 10 / total) {
+                    eprintln!("{}: {done}/{total}", self.what);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// Removes plots of an earlier run, so `plots/` only holds this run's.

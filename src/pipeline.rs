@@ -24,6 +24,8 @@ pub struct ResourceForecast {
     pub history: Series,
     /// First timestamp the model was fitted on (later than the history's start after a level shift).
     pub fit_start: i64,
+    /// In-sample fitted values from `fit_start`, one per history step.
+    pub fitted: Vec<f64>,
     pub model: String,
     pub backtest: Option<Backtest>,
     /// Timestamp of the first forecast step (last history step + one step).
@@ -123,8 +125,18 @@ impl RunResult {
     }
 }
 
-/// Reads every source the config names and forecasts every resource.
-pub fn run(config: &Config, as_of: Option<i64>) -> RunResult {
+/// Progress events of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Sources read; this many resources to forecast.
+    Start(usize),
+    /// One more resource forecast (or failed).
+    Done,
+}
+
+/// Reads every source the config names and forecasts every resource. `progress` is told
+/// how many resources there are, then called once per resource done (from any thread).
+pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + Sync)) -> RunResult {
     let mut errors = vec![];
     let mut notes = vec![];
     // Read each (source, name template) once.
@@ -140,13 +152,16 @@ pub fn run(config: &Config, as_of: Option<i64>) -> RunResult {
         pulled.insert(key, p);
     }
     let work = assign(config, &pulled, &mut errors);
+    progress(Progress::Start(work.len()));
     let as_of = as_of
         .unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.timestamps.iter().max().copied()).max().unwrap_or(0));
     let results: Vec<Result<ResourceForecast, RunError>> = work
         .par_iter()
         .map(|(raw, entry)| {
-            forecast_resource(raw, &entry.source, &entry.settings, Some(as_of))
-                .map_err(|message| RunError { resource: Some(raw.name.clone()), message })
+            let r = forecast_resource(raw, &entry.source, &entry.settings, Some(as_of))
+                .map_err(|message| RunError { resource: Some(raw.name.clone()), message });
+            progress(Progress::Done);
+            r
         })
         .collect();
     let mut resources = vec![];
@@ -302,6 +317,7 @@ pub fn forecast_resource(
         source: source.to_string(),
         settings: settings.clone(),
         fit_start: fit.start,
+        fitted: sel.fitted,
         forecast_start: end + step,
         history,
         model: sel.model,

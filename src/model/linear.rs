@@ -68,7 +68,7 @@ impl Model for LinearSeasonal {
             pts.iter().map(|&(t, v)| v - (intercept + slope * t + profile[(t as usize) % p])).collect();
         let dof = (m - 2.0 - (p as f64 - 1.0)).max(1.0);
         let sigma = (resid.iter().map(|r| r * r).sum::<f64>() / dof).sqrt();
-        Ok(Box::new(FittedLinear { intercept, slope, profile, sigma, n, m, tbar, sxx }))
+        Ok(Box::new(FittedLinear { intercept, slope, profile, sigma, n, m, tbar, sxx, from }))
     }
 }
 
@@ -81,6 +81,8 @@ struct FittedLinear {
     m: f64,
     tbar: f64,
     sxx: f64,
+    /// Offset of the fitted window in the series given to `fit`.
+    from: usize,
 }
 
 impl Fitted for FittedLinear {
@@ -99,6 +101,12 @@ impl Fitted for FittedLinear {
             f.upper.push(m + w);
         }
         f
+    }
+
+    fn fitted(&self) -> Vec<f64> {
+        let p = self.profile.len();
+        let window = (0..self.n).map(|i| self.intercept + self.slope * i as f64 + self.profile[i % p]);
+        std::iter::repeat_n(f64::NAN, self.from).chain(window).collect()
     }
 }
 

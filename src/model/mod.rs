@@ -59,6 +59,9 @@ pub trait Model: Send + Sync {
 /// A model fitted to one series.
 pub trait Fitted {
     fn predict(&self, horizon: usize, level: f64) -> Forecast;
+    /// In-sample fitted values, aligned with the series given to `fit` (NaN where the model
+    /// has none, e.g. the first season of a seasonal naive).
+    fn fitted(&self) -> Vec<f64>;
 }
 
 /// The seasonal periods (in steps) that make sense for a step: a day and a week, when each is

@@ -26,13 +26,15 @@ impl Model for SeasonalNaive {
         let sigma = finite_rms((p..values.len()).map(|i| values[i] - values[i - p])).unwrap_or(0.0);
         let filled = fill_gaps(values, p);
         let last_season = filled[filled.len() - p..].to_vec();
-        Ok(Box::new(FittedNaive { last_season, sigma }))
+        let fitted = (0..filled.len()).map(|i| if i >= p { filled[i - p] } else { f64::NAN }).collect();
+        Ok(Box::new(FittedNaive { last_season, sigma, fitted }))
     }
 }
 
 struct FittedNaive {
     last_season: Vec<f64>,
     sigma: f64,
+    fitted: Vec<f64>,
 }
 
 impl Fitted for FittedNaive {
@@ -50,6 +52,10 @@ impl Fitted for FittedNaive {
             f.upper.push(m + w);
         }
         f
+    }
+
+    fn fitted(&self) -> Vec<f64> {
+        self.fitted.clone()
     }
 }
 

@@ -18,6 +18,8 @@ pub const FAMILIES: &[&str] = &["auto", "naive", "seasonal_naive", "linear"];
 pub struct Selection {
     pub model: String,
     pub forecast: Forecast,
+    /// In-sample fitted values of the chosen model, aligned with the input.
+    pub fitted: Vec<f64>,
     pub backtest: Option<Backtest>,
 }
 
@@ -122,7 +124,7 @@ pub fn forecast(
                     origins,
                     horizon: hb,
                 });
-                return Ok(Selection { model: model.name(), forecast, backtest });
+                return Ok(Selection { model: model.name(), forecast, fitted: fitted.fitted(), backtest });
             }
             Err(e) => last_err = Some(e),
         }

@@ -27,18 +27,20 @@ impl Exporter for ForecastsJson {
             .map(|(i, r)| {
                 let mut v = resource_json(r, run.as_of);
                 v["rank"] = json!(i + 1);
-                v["plot"] = match report.plots.get(&r.name) {
-                    Some(slug) => json!({"png": format!("plots/{slug}.png"), "svg": format!("plots/{slug}.svg")}),
-                    None => Value::Null,
+                v["plot"] = match (report.plot_path(&r.name, "png"), report.plot_path(&r.name, "svg")) {
+                    (Some(png), Some(svg)) => json!({"png": png, "svg": svg}),
+                    _ => Value::Null,
                 };
                 v
             })
             .collect();
         let doc = json!({
             "schema_version": SCHEMA_VERSION,
-            "generated_at": report.generated_at,
+            "generated_at": report.meta.generated_at,
             "as_of": rfc3339(run.as_of),
-            "config": report.config,
+            "config": report.meta.config,
+            "config_sha256": report.meta.config_sha256,
+            "version": report.meta.version,
             "fail_on": format!("{:?}", run.fail_on).to_lowercase(),
             "resources": resources,
             "errors": run.errors.iter().map(|e| json!({"resource": e.resource, "message": e.message})).collect::<Vec<_>>(),
@@ -124,4 +126,22 @@ fn round(x: f64, digits: i32) -> f64 {
 
 fn finite(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn snapshot() {
+        let run = testdata::run();
+        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let plots: BTreeMap<String, String> = run.resources.iter().map(|r| (r.name.clone(), String::new())).collect();
+        let meta = testdata::meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &plots, meta: &meta };
+        let v: Value = serde_json::from_slice(&ForecastsJson.render(&report).unwrap()).unwrap();
+        insta::assert_json_snapshot!(v);
+    }
 }

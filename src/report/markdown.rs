@@ -65,7 +65,7 @@ impl Exporter for Summary {
             "\nHeadroom: days from the as-of date to the first upper-bound crossing of any threshold. \
              Expected: the mean forecast reaches the threshold; earliest: the upper bound of the \
              interval does. Generated {} from `{}`.",
-            report.generated_at, report.config
+            report.meta.generated_at, report.meta.config
         );
         Ok(s.into_bytes())
     }
@@ -73,7 +73,10 @@ impl Exporter for Summary {
 
 fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
     match r.alert(as_of) {
-        Some(b) => format!("**{}** in {:.0} d", b.name, r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t))),
+        Some(b) if b.already_breached => format!("**{}** already breached", escape(&b.name)),
+        Some(b) => {
+            format!("**{}** in {:.0} d", escape(&b.name), r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t)))
+        }
         None => "ok".into(),
     }
 }
@@ -92,7 +95,35 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-/// Keeps a name from breaking the table.
+/// Keeps a name from breaking the table or turning into HTML where the Markdown is
+/// rendered (GitLab issues and MRs).
 fn escape(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn snapshot() {
+        let run = testdata::run();
+        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let meta = testdata::meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
+        insta::assert_snapshot!(String::from_utf8(Summary.render(&report).unwrap()).unwrap());
+    }
 }

@@ -1,12 +1,17 @@
 //! Outputs of a run. Every file format is a pure function from the run's results to bytes
-//! behind [`Exporter`]; `write_all` writes them all. Plots are one file per resource.
+//! behind [`Exporter`]; `write_all` writes them all, each atomically. Plots are rendered once
+//! (SVG) and reused: as files, and inline in the HTML page.
 
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
 pub mod parquet;
 pub mod plot;
+pub mod prom;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use crate::pipeline::{ResourceForecast, RunResult};
@@ -14,11 +19,32 @@ use crate::pipeline::{ResourceForecast, RunResult};
 /// What every report shows: the run's results and the context to read them by.
 pub struct Report<'a> {
     pub run: &'a RunResult,
-    /// Resource name -> plot file stem under `plots/` (only plotted resources).
+    /// Resource name -> file-safe slug (every resource; plots and anchors use it).
+    pub slugs: &'a BTreeMap<String, String>,
+    /// Resource name -> rendered SVG plot (only plotted resources).
     pub plots: &'a BTreeMap<String, String>,
+    pub meta: &'a RunMeta,
+}
+
+/// Facts about the run itself, shown in reports.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
     /// Wall-clock time of the run (the one field not derived from inputs and `--as-of`).
     pub generated_at: String,
     pub config: String,
+    /// SHA-256 of the config file's bytes.
+    pub config_sha256: String,
+    pub version: String,
+    /// The output folder as given (`reports`), for links relative to the project.
+    pub out_dir: String,
+}
+
+impl Report<'_> {
+    /// `plots/<slug>.png` when the resource was plotted.
+    pub fn plot_path(&self, name: &str, ext: &str) -> Option<String> {
+        let slug = self.slugs.get(name).filter(|_| self.plots.contains_key(name))?;
+        Some(format!("plots/{slug}.{ext}"))
+    }
 }
 
 /// One output file.
@@ -28,17 +54,37 @@ pub trait Exporter {
 }
 
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(json::ForecastsJson), Box::new(markdown::Summary), Box::new(parquet::ForecastPaths)]
+    vec![
+        Box::new(html::Page),
+        Box::new(markdown::Summary),
+        Box::new(json::ForecastsJson),
+        Box::new(parquet::ForecastPaths),
+        Box::new(junit::Junit),
+        Box::new(prom::Textfile),
+    ]
 }
 
 /// Writes every exporter's file into `out`.
 pub fn write_all(out: &Path, report: &Report) -> Result<(), String> {
     for e in exporters() {
         let bytes = e.render(report).map_err(|m| format!("{}: {m}", e.file_name()))?;
-        let path = out.join(e.file_name());
-        std::fs::write(&path, bytes).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        write_atomic(&out.join(e.file_name()), &bytes)?;
     }
     Ok(())
+}
+
+/// Writes a file so readers never see it half-written: a temporary file beside it, then a
+/// rename over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 /// Which resources get plots: `all`, `none`, or `auto` (every resource of a fleet up to
@@ -65,8 +111,9 @@ pub enum PlotMode {
     None,
 }
 
-/// A file-safe name for a resource; a short hash keeps two names apart when their safe
-/// forms collide.
+/// A file-safe name for each resource: ASCII letters, digits, `-`, `_` and inner `.` only
+/// (so no `..`, `/` or control characters), at most 80 characters; a short hash of the full
+/// name keeps two resources apart when their safe forms collide.
 pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
     let names: Vec<&str> = names.into_iter().collect();
     let base = |n: &str| {
@@ -74,6 +121,7 @@ pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, S
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c.to_ascii_lowercase() } else { '_' })
             .collect();
+        let s = s.replace("..", "_");
         let s = s.trim_matches(|c| c == '.' || c == '_').to_string();
         if s.is_empty() { "resource".to_string() } else { s.chars().take(80).collect() }
     };
@@ -95,16 +143,118 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
+/// Escapes text for HTML and XML content and attribute values, and drops the control
+/// characters XML 1.0 cannot carry (tab and newline are kept).
+pub fn escape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod testdata {
+    //! A small deterministic run for snapshot tests of the exporters.
+    use super::*;
+    use crate::config::{EventKind, FailOn, ResourceSettings};
+    use crate::pipeline::{RunError, RunResult, forecast_resource, rank};
+    use crate::source::RawSeries;
+
+    pub fn run() -> RunResult {
+        let series = |name: &str, f: &dyn Fn(f64) -> f64| RawSeries {
+            name: name.into(),
+            origin: "test".into(),
+            timestamps: (0..24 * 14).map(|i| 1_767_225_600 + 3600 * i).collect(),
+            values: (0..24 * 14).map(|i| f(i as f64)).collect(),
+        };
+        let settings = ResourceSettings {
+            horizon: 6 * 3600,
+            bounded: true,
+            alert_within: 3 * 3600,
+            thresholds: vec![("soft".into(), 0.8), ("hard".into(), 0.9)],
+            ..ResourceSettings::default()
+        };
+        let mut shifted = settings.clone();
+        shifted.events.push((1_767_225_600 + 3600 * 24 * 7, EventKind::LevelShift, "migration".into()));
+        let raws = [
+            (series("db/disk", &|i| 0.5 + 0.0012 * i), &settings),
+            (
+                series("web <script>alert(1)</script> & \"cpu\"", &|i| {
+                    0.3 + 0.05 * ((i / 24.0) * std::f64::consts::TAU).sin()
+                }),
+                &shifted,
+            ),
+            (series("queue/ratio", &|_| 0.95), &settings),
+        ];
+        let mut resources: Vec<_> = raws
+            .iter()
+            .map(|(r, s)| forecast_resource(r, "files", s, Some(1_767_225_600 + 3600 * (24 * 14 - 1))).unwrap())
+            .collect();
+        let as_of = 1_767_225_600 + 3600 * (24 * 14 - 1);
+        rank(&mut resources, as_of);
+        RunResult {
+            as_of,
+            resources,
+            errors: vec![RunError {
+                resource: Some("bad\u{1}name".into()),
+                message: "data/x.csv: value `oops` at line 3 is not a number".into(),
+            }],
+            notes: vec![],
+            fail_on: FailOn::Hard,
+        }
+    }
+
+    pub fn meta() -> RunMeta {
+        RunMeta {
+            generated_at: "2026-01-15T00:00:00Z".into(),
+            config: "headroom.toml".into(),
+            config_sha256: "0".repeat(64),
+            version: "0.0.0-test".into(),
+            out_dir: "reports".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn slugs_are_safe_and_distinct() {
-        let s = slugs(["Web/CPU", "web_cpu", "../etc", "ok-1.x"]);
+        let s = slugs(["Web/CPU", "web_cpu", "../etc", "ok-1.x", "a..b", "\u{1}"]);
         assert_eq!(s["ok-1.x"], "ok-1.x");
         assert_eq!(s["../etc"], "etc");
+        assert_eq!(s["a..b"], "a_b");
+        assert_eq!(s["\u{1}"], "resource");
         assert_ne!(s["Web/CPU"], s["web_cpu"]);
         assert!(s["Web/CPU"].starts_with("web_cpu-"));
+        assert!(s.values().all(|v| !v.contains("..") && !v.contains('/')));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_xml("<a href=\"x\">&'\u{1}\n"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;\u{FFFD}&#10;");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(write_atomic(&d.path().join("no/such/dir"), b"x").is_err());
     }
 }

@@ -35,22 +35,33 @@ fn raster_options() -> &'static usvg::Options<'static> {
     })
 }
 
-/// Writes `<slug>.svg` and `<slug>.png` (the same drawing, rasterised) into `dir`.
-pub fn write(r: &ResourceForecast, as_of: i64, dir: &Path, slug: &str) -> Result<(), String> {
-    let opt = raster_options();
+/// Draws a resource's plot as SVG text.
+pub fn render_svg(r: &ResourceForecast, as_of: i64) -> Result<String, String> {
+    raster_options();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, r, as_of).map_err(|e| format!("{slug}: {e}"))?;
-        root.present().map_err(|e| format!("{slug}: {e}"))?;
+        draw(&root, r, as_of).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
     }
-    let svg_path = dir.join(format!("{slug}.svg"));
-    std::fs::write(&svg_path, &svg).map_err(|e| format!("{}: {e}", svg_path.display()))?;
-    let tree = usvg::Tree::from_str(&svg, opt).map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    Ok(svg)
+}
+
+/// Rasterises an SVG plot to PNG bytes with the embedded font.
+pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
+    let tree = usvg::Tree::from_str(svg, raster_options()).map_err(|e| e.to_string())?;
     let mut pixmap = tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or("cannot allocate the PNG canvas")?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    let png_path = dir.join(format!("{slug}.png"));
-    pixmap.save_png(&png_path).map_err(|e| format!("{}: {e}", png_path.display()))
+    pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// Writes `<slug>.svg` and `<slug>.png` into `dir` (atomically) and returns the SVG.
+pub fn write(r: &ResourceForecast, as_of: i64, dir: &Path, slug: &str) -> Result<String, String> {
+    let svg = render_svg(r, as_of).map_err(|e| format!("{slug}: {e}"))?;
+    let png = rasterise(&svg).map_err(|e| format!("{slug}.png: {e}"))?;
+    super::write_atomic(&dir.join(format!("{slug}.svg")), svg.as_bytes())?;
+    super::write_atomic(&dir.join(format!("{slug}.png")), &png)?;
+    Ok(svg)
 }
 
 /// One x position of a (possibly binned) path: the range of values in the bin and their mean.
@@ -92,7 +103,28 @@ fn bins(times: impl Fn(usize) -> i64, lo: &[f64], hi: &[f64], mid: &[f64], width
     if !run.is_empty() {
         runs.push(run);
     }
+    // A partial bin at either end of a run (the horizon rarely ends on a bin edge) would draw
+    // a spike from a handful of points: fold it into its neighbour.
+    for run in &mut runs {
+        let n = run.len();
+        if n >= 2 && run[n - 1].count * 2 < run[n - 2].count {
+            let last = run.pop().unwrap_or(run[n - 2]);
+            merge(&mut run[n - 2], &last);
+        }
+        if run.len() >= 2 && run[0].count * 2 < run[1].count {
+            let first = run.remove(0);
+            merge(&mut run[0], &first);
+        }
+    }
     runs
+}
+
+fn merge(into: &mut Bin, other: &Bin) {
+    into.lo = into.lo.min(other.lo);
+    into.hi = into.hi.max(other.hi);
+    let n = (into.count + other.count) as f64;
+    into.mean = (into.mean * into.count as f64 + other.mean * other.count as f64) / n;
+    into.count += other.count;
 }
 
 /// The outline of a band over bins: highs forward, lows back.
@@ -173,7 +205,9 @@ fn draw<DB: DrawingBackend>(
     let pad = (hi - lo) * 0.06;
     let (y0, y1) = (lo - pad, hi + pad);
 
-    let title = format!("{} — {}, as of {}", r.name, r.model, day(as_of));
+    // Control characters cannot appear in SVG (XML) text.
+    let name: String = r.name.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
+    let title = format!("{name} — {}, as of {}", r.model, day(as_of));
     let mut chart = ChartBuilder::on(&chart_area)
         .caption(title, (FONT, 20))
         .margin(12)
@@ -230,6 +264,16 @@ fn draw<DB: DrawingBackend>(
                 s.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], dark));
                 labelled = true;
             }
+        }
+    }
+    // In-sample fit of the chosen model, over the fitted window.
+    let fit_offset = ((r.fit_start - h.start) / h.step).max(0) as usize;
+    let fit_time = |i: usize| h.time(fit_offset + i);
+    let light = RGBColor(110, 170, 220);
+    for (k, run) in bins(fit_time, &r.fitted, &r.fitted, &r.fitted, width).iter().enumerate() {
+        let s = chart.draw_series(LineSeries::new(run.iter().map(|b| (b.t, b.mean)), light.stroke_width(1)))?;
+        if k == 0 {
+            s.label("fitted").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], light));
         }
     }
     let mean = bins(|i| r.forecast_time(i), &f.mean, &f.mean, &f.mean, width);

@@ -1,0 +1,303 @@
+//! `index.html`: one self-contained page (inline CSS, inline SVG plots, a few lines of JS to
+//! sort the table; nothing loaded from the network). Resources ranked by days of headroom,
+//! each with its plot, model, backtest score, thresholds and crossings; failed resources with
+//! their reasons; the run's settings. Every name from a file or server is escaped.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::{Exporter, Report, escape_xml as esc};
+use crate::breach::days_between;
+use crate::pipeline::ResourceForecast;
+use crate::time::{day, format_duration, rfc3339};
+
+pub struct Page;
+
+const STYLE: &str = r#"
+body { font-family: sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 1.5em; color: #222; }
+h1 { margin-bottom: 0.2em; } .sub { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } table.sortable th { cursor: pointer; } table.sortable th:hover { background: #e8e8e8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status { display: inline-block; padding: 0.1em 0.5em; border-radius: 0.3em; font-weight: bold; font-size: 0.9em; }
+.status-hard { background: #d62728; color: #fff; } .status-soft { background: #ff7f0e; color: #fff; }
+.status-ok { background: #2ca02c; color: #fff; } .status-error { background: #555; color: #fff; }
+article { border-top: 2px solid #eee; margin-top: 1.5em; padding-top: 0.5em; }
+article h2 { font-size: 1.2em; } .plot svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; font-size: 0.92em; }
+dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
+.errors li { color: #a00; } code { background: #f4f4f4; padding: 0 0.2em; }
+a { color: #1f77b4; } .scroll { overflow-x: auto; }
+"#;
+
+const SCRIPT: &str = r#"
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var asc = th.dataset.dir !== 'asc';
+    th.dataset.dir = asc ? 'asc' : 'desc';
+    var key = function (row) { var c = row.cells[col]; return c.dataset.v !== undefined ? c.dataset.v : c.textContent; };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? (nx === ny ? 0 : (nx < ny ? -1 : 1)) : x.localeCompare(y);
+      return asc ? c : -c;
+    }).forEach(function (row) { body.appendChild(row); });
+  });
+});
+"#;
+
+impl Exporter for Page {
+    fn file_name(&self) -> &'static str {
+        "index.html"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let run = report.run;
+        let as_of = run.as_of;
+        let mut h = String::new();
+        let alerting = run.resources.iter().filter(|r| r.alert(as_of).is_some()).count();
+        let _ = write!(
+            h,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>headroom: capacity forecast as of {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+            day(as_of)
+        );
+        let _ = writeln!(
+            h,
+            "<h1>Capacity forecast</h1>\n<p class=\"sub\">As of {} · {} resources · {} alerting within their alert window · {} errors</p>",
+            rfc3339(as_of),
+            run.resources.len(),
+            alerting,
+            run.errors.len()
+        );
+
+        // Ranking.
+        h.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th></tr></thead>\n<tbody>\n");
+        for (i, r) in run.resources.iter().enumerate() {
+            let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
+            let headroom = r.headroom_days(as_of);
+            let cross = |name: &str| match r.breach(name) {
+                None => "–".to_string(),
+                Some(b) if b.already_breached => "already breached".into(),
+                Some(b) => format!("{} / {}", opt_day(r.expected_at(b)), opt_day(r.earliest_at(b))),
+            };
+            let p_hard = r.breach("hard").map(|b| b.probability);
+            let mase = r.backtest.as_ref().and_then(|b| b.mase);
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"num\">{}</td><td><a href=\"#r-{}\">{}</a></td><td data-v=\"{}\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td></tr>",
+                i + 1,
+                esc(&slug),
+                esc(&r.name),
+                status_rank(r, as_of),
+                status_badge(r, as_of),
+                value(r.last_value),
+                headroom.map_or("Infinity".into(), |d| format!("{d:.3}")),
+                headroom.map_or("&gt; horizon".into(), |d| format!("{d:.1}")),
+                cross("soft"),
+                cross("hard"),
+                p_hard.unwrap_or(-1.0),
+                p_hard.map_or("–".into(), |p| format!("{:.0} %", p * 100.0)),
+                esc(&r.model),
+                mase.unwrap_or(f64::MAX),
+                mase.map_or("–".into(), |m| format!("{m:.2}")),
+            );
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+        h.push_str("<p class=\"sub\">Headroom: days from the as-of date to the first upper-bound crossing of any threshold. Expected: the mean forecast reaches the threshold; earliest: the upper bound of the prediction interval does. Click a column to sort.</p>\n");
+
+        if !run.errors.is_empty() {
+            h.push_str("<section id=\"errors\">\n<h2>Could not be forecast</h2>\n<ul class=\"errors\">\n");
+            for e in &run.errors {
+                let _ = writeln!(
+                    h,
+                    "<li><span class=\"status status-error\">error</span> {}{}</li>",
+                    e.resource.as_deref().map_or(String::new(), |r| format!("<strong>{}</strong>: ", esc(r))),
+                    esc(&e.message)
+                );
+            }
+            h.push_str("</ul>\n</section>\n");
+        }
+
+        for r in &run.resources {
+            resource_section(&mut h, report, r);
+        }
+        settings_section(&mut h, report);
+        let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
+        Ok(h.into_bytes())
+    }
+}
+
+fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
+    let as_of = report.run.as_of;
+    let s = &r.settings;
+    let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
+    let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(r, as_of));
+    match report.plots.get(&r.name) {
+        Some(svg) => {
+            let _ = writeln!(h, "<div class=\"plot\">{svg}</div>");
+        }
+        None => h.push_str("<p class=\"sub\">Not plotted in this run (<code>--plots</code>).</p>\n"),
+    }
+    h.push_str("<table>\n<thead><tr><th>Threshold</th><th>Value</th><th>Expected (mean)</th><th>Earliest (upper bound)</th><th>Act by</th><th>Probability</th></tr></thead>\n<tbody>\n");
+    for b in &r.breaches {
+        let days = |t: Option<i64>| t.map_or("–".into(), |t| format!("{} ({:.1} d)", day(t), days_between(as_of, t)));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.0} %</td></tr>",
+            esc(&b.name),
+            b.threshold,
+            if b.already_breached { "already breached".into() } else { days(r.expected_at(b)) },
+            if b.already_breached { "already breached".into() } else { days(r.earliest_at(b)) },
+            r.act_by(b).map_or("–".into(), day),
+            b.probability * 100.0
+        );
+    }
+    h.push_str("</tbody>\n</table>\n<dl class=\"facts\">\n");
+    let mut fact = |k: &str, v: String| {
+        let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
+    };
+    fact("Source", esc(&r.source));
+    fact("Last value", format!("{} at {}", value(r.last_value), rfc3339(r.history.end())));
+    fact("Model", esc(&r.model));
+    fact(
+        "Backtest",
+        match &r.backtest {
+            Some(b) => format!(
+                "MASE {} · MAE {:.4} · {} origins × {} steps",
+                b.mase.map_or("–".into(), |m| format!("{m:.2}")),
+                b.mae,
+                b.origins,
+                b.horizon
+            ),
+            None => "none (history too short to hold out)".into(),
+        },
+    );
+    fact(
+        "Series",
+        format!(
+            "{} step, {} per step, from {}{}",
+            format_duration(r.step()),
+            s.aggregate.name(),
+            day(r.history.start),
+            if r.fit_start > r.history.start { format!(", fitted from {}", day(r.fit_start)) } else { String::new() }
+        ),
+    );
+    fact(
+        "Forecast",
+        format!(
+            "{} ahead at {:.0} % intervals{}; alert within {}, lead time {}",
+            format_duration(s.horizon),
+            s.level * 100.0,
+            if s.bounded { ", bounded to [0, 1]" } else { "" },
+            format_duration(s.alert_within),
+            format_duration(s.lead_time)
+        ),
+    );
+    if !s.events.is_empty() {
+        let list: Vec<String> = s
+            .events
+            .iter()
+            .map(|(t, k, n)| {
+                format!("{} {:?}{}", day(*t), k, if n.is_empty() { String::new() } else { format!(": {}", esc(n)) })
+            })
+            .collect();
+        fact("Events", list.join("<br>"));
+    }
+    if !s.ignore.is_empty() {
+        let list: Vec<String> = s.ignore.iter().map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b))).collect();
+        fact("Ignored windows", list.join("<br>"));
+    }
+    if !r.notes.is_empty() {
+        fact("Notes", r.notes.iter().map(|n| esc(n)).collect::<Vec<_>>().join("<br>"));
+    }
+    h.push_str("</dl>\n</article>\n");
+}
+
+fn settings_section(h: &mut String, report: &Report) {
+    let run = report.run;
+    let m = report.meta;
+    let set = |f: &dyn Fn(&ResourceForecast) -> String| -> String {
+        let v: BTreeSet<String> = run.resources.iter().map(f).collect();
+        if v.is_empty() { "–".into() } else { v.into_iter().collect::<Vec<_>>().join(", ") }
+    };
+    h.push_str("<section id=\"settings\">\n<h2>Run settings</h2>\n<dl class=\"facts\">\n");
+    let rows = [
+        ("As of", rfc3339(run.as_of)),
+        ("Generated", esc(&m.generated_at)),
+        ("headroom version", esc(&m.version)),
+        ("Config", format!("<code>{}</code>", esc(&m.config))),
+        ("Config SHA-256", format!("<code>{}</code>", esc(&m.config_sha256))),
+        ("Fail on", format!("{:?}", run.fail_on).to_lowercase()),
+        ("Horizons", set(&|r| format_duration(r.settings.horizon))),
+        ("Interval levels", set(&|r| format!("{:.0} %", r.settings.level * 100.0))),
+        ("Steps", set(&|r| format_duration(r.step()))),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
+    }
+    h.push_str("</dl>\n</section>\n");
+}
+
+/// Sort key for the status column: most urgent first when ascending.
+fn status_rank(r: &ResourceForecast, as_of: i64) -> u8 {
+    match r.status(as_of) {
+        "hard" => 0,
+        "ok" => 9,
+        _ => 1,
+    }
+}
+
+/// Colour and text, so the status reads without colour too.
+fn status_badge(r: &ResourceForecast, as_of: i64) -> String {
+    match r.alert(as_of) {
+        Some(b) => {
+            let class = if b.name == "hard" { "status-hard" } else { "status-soft" };
+            let when = if b.already_breached {
+                "already breached".to_string()
+            } else {
+                format!("in {:.0} d", r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t)))
+            };
+            format!("<span class=\"status {class}\">{} {when}</span>", esc(&b.name.to_uppercase()))
+        }
+        None => "<span class=\"status status-ok\">OK</span>".into(),
+    }
+}
+
+fn opt_day(t: Option<i64>) -> String {
+    t.map_or("–".into(), day)
+}
+
+fn value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn hostile_names_are_escaped() {
+        let run = testdata::run();
+        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let meta = testdata::meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
+        let page = String::from_utf8(Page.render(&report).unwrap()).unwrap();
+        assert!(!page.contains("<script>alert"), "raw script from a name");
+        assert!(page.contains("web &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;cpu&quot;"));
+        assert_eq!(page.matches("<script>").count(), 1, "only our own script");
+        assert!(page.contains("Could not be forecast"));
+        assert!(!page.contains("http://") && !page.contains("https://"), "no network references");
+    }
+}

@@ -1,0 +1,136 @@
+//! `junit.xml` for GitLab's test-report widget: one test case per resource. A hard crossing
+//! (earliest, upper bound) within `alert_within` is a failure; a soft one is a note in the
+//! case's output; a resource that could not be forecast is an error case.
+
+use std::fmt::Write;
+
+use super::{Exporter, Report, escape_xml as esc};
+use crate::breach::days_between;
+use crate::pipeline::ResourceForecast;
+use crate::time::{format_duration, rfc3339};
+
+pub struct Junit;
+
+impl Exporter for Junit {
+    fn file_name(&self) -> &'static str {
+        "junit.xml"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let run = report.run;
+        let failures = run.resources.iter().filter(|r| hard_alert(r, run.as_of).is_some()).count();
+        let tests = run.resources.len() + run.errors.len();
+        let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            x,
+            "<testsuites name=\"headroom\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\">",
+            run.errors.len()
+        );
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"headroom capacity forecast as of {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\" timestamp=\"{}\">",
+            rfc3339(run.as_of),
+            run.errors.len(),
+            esc(&report.meta.generated_at)
+        );
+        for r in &run.resources {
+            let _ = write!(
+                x,
+                "    <testcase classname=\"headroom.{}\" name=\"{}\" time=\"0\">",
+                esc(&r.source),
+                esc(&r.name)
+            );
+            let mut out = vec![];
+            for b in &r.breaches {
+                let line = match (r.expected_at(b), r.earliest_at(b)) {
+                    _ if b.already_breached => {
+                        format!("{} {}: already breached (last value {:.4})", b.name, b.threshold, r.last_value)
+                    }
+                    (e, Some(l)) => format!(
+                        "{} {}: earliest {} ({:.1} d), expected {}, probability {:.0} %",
+                        b.name,
+                        b.threshold,
+                        rfc3339(l),
+                        days_between(run.as_of, l),
+                        e.map_or("none within the horizon".into(), rfc3339),
+                        b.probability * 100.0
+                    ),
+                    _ => format!("{} {}: no crossing within the horizon", b.name, b.threshold),
+                };
+                out.push(line);
+            }
+            if let Some(b) = r.alert(run.as_of).filter(|b| b.name != "hard") {
+                out.insert(
+                    0,
+                    format!(
+                        "WARNING: {} threshold crossing within {}",
+                        b.name,
+                        format_duration(r.settings.alert_within)
+                    ),
+                );
+            }
+            out.push(format!("model {}, last value {:.4}", r.model, r.last_value));
+            if let Some(png) = report.plot_path(&r.name, "png") {
+                out.push(format!("[[ATTACHMENT|{}/{png}]]", report.meta.out_dir.trim_end_matches('/')));
+            }
+            x.push('\n');
+            if let Some(msg) = hard_alert(r, run.as_of) {
+                let _ = writeln!(x, "      <failure type=\"hard\" message=\"{}\">{}</failure>", esc(&msg), esc(&msg));
+            }
+            let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out.join("\n")));
+            x.push_str("    </testcase>\n");
+        }
+        for e in &run.errors {
+            let name = e.resource.clone().unwrap_or_else(|| "source".into());
+            let _ = writeln!(
+                x,
+                "    <testcase classname=\"headroom.errors\" name=\"{}\" time=\"0\">\n      <error type=\"error\" message=\"{}\">{}</error>\n    </testcase>",
+                esc(&name),
+                esc(&e.message),
+                esc(&e.to_string())
+            );
+        }
+        x.push_str("  </testsuite>\n</testsuites>\n");
+        Ok(x.into_bytes())
+    }
+}
+
+/// The failure message when the hard threshold's earliest crossing is within the alert window.
+fn hard_alert(r: &ResourceForecast, as_of: i64) -> Option<String> {
+    let b = r.breach("hard")?;
+    let at = r.earliest_at(b)?;
+    (at <= as_of + r.settings.alert_within).then(|| {
+        if b.already_breached {
+            format!("hard threshold {} already breached", b.threshold)
+        } else {
+            format!(
+                "hard threshold {} may be reached by {} ({:.1} days, probability {:.0} %), within alert_within {}",
+                b.threshold,
+                rfc3339(at),
+                days_between(as_of, at),
+                b.probability * 100.0,
+                format_duration(r.settings.alert_within)
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn snapshot() {
+        let run = testdata::run();
+        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let plots: BTreeMap<String, String> = run.resources.iter().map(|r| (r.name.clone(), String::new())).collect();
+        let meta = testdata::meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &plots, meta: &meta };
+        let xml = String::from_utf8(Junit.render(&report).unwrap()).unwrap();
+        assert!(!xml.contains("<script>"), "names are escaped");
+        assert!(!xml.contains('\u{1}'), "control characters are dropped");
+        insta::assert_snapshot!(xml);
+    }
+}

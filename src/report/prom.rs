@@ -1,0 +1,167 @@
+//! `headroom.prom`: Prometheus text format for the node-exporter textfile collector, so
+//! Prometheus can alert on predicted breaches between batch runs. Gauges only, base units
+//! (seconds), HELP and TYPE for every family, no sample timestamps (node-exporter refuses
+//! them). "No crossing within the horizon" is `+Inf`, so `... - time() < 30*86400` never fires.
+
+use std::fmt::Write;
+
+use super::{Exporter, Report};
+use crate::pipeline::ResourceForecast;
+
+pub struct Textfile;
+
+/// One metric family: name, help, and how to read its samples off a resource.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    per_threshold: bool,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "headroom_breach_expected_timestamp_seconds",
+        help: "When the mean forecast first reaches the threshold (Unix seconds); +Inf: not within the horizon.",
+        per_threshold: true,
+    },
+    Family {
+        name: "headroom_breach_earliest_timestamp_seconds",
+        help: "When the upper bound of the prediction interval first reaches the threshold (Unix seconds); +Inf: not within the horizon.",
+        per_threshold: true,
+    },
+    Family {
+        name: "headroom_breach_probability",
+        help: "Estimated probability that the resource reaches the threshold within the horizon.",
+        per_threshold: true,
+    },
+    Family { name: "headroom_threshold", help: "The threshold value, in the resource's units.", per_threshold: true },
+    Family {
+        name: "headroom_breach_already",
+        help: "1 when the last observed value is already at or above the threshold.",
+        per_threshold: true,
+    },
+    Family { name: "headroom_last_value", help: "The last observed value of the resource.", per_threshold: false },
+    Family {
+        name: "headroom_headroom_seconds",
+        help: "Seconds from the as-of time to the earliest crossing of any threshold; +Inf: none within the horizon.",
+        per_threshold: false,
+    },
+    Family {
+        name: "headroom_backtest_mase",
+        help: "Out-of-sample MASE of the chosen model (below 1 beats seasonal naive).",
+        per_threshold: false,
+    },
+];
+
+impl Exporter for Textfile {
+    fn file_name(&self) -> &'static str {
+        "headroom.prom"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let run = report.run;
+        let mut s = String::new();
+        family(
+            &mut s,
+            "headroom_forecast_as_of_timestamp_seconds",
+            "The as-of time of the forecast run (Unix seconds).",
+        );
+        let _ = writeln!(s, "headroom_forecast_as_of_timestamp_seconds {}", run.as_of);
+        family(&mut s, "headroom_forecast_resources", "Resources forecast in this run.");
+        let _ = writeln!(s, "headroom_forecast_resources {}", run.resources.len());
+        family(&mut s, "headroom_forecast_errors", "Resources or sources that could not be forecast in this run.");
+        let _ = writeln!(s, "headroom_forecast_errors {}", run.errors.len());
+        for f in FAMILIES {
+            family(&mut s, f.name, f.help);
+            for r in &run.resources {
+                let res = label(&r.name);
+                if f.per_threshold {
+                    for b in &r.breaches {
+                        let v = match f.name {
+                            "headroom_breach_expected_timestamp_seconds" => time(r.expected_at(b)),
+                            "headroom_breach_earliest_timestamp_seconds" => time(r.earliest_at(b)),
+                            "headroom_breach_probability" => num(b.probability),
+                            "headroom_threshold" => num(b.threshold),
+                            _ => num(if b.already_breached { 1.0 } else { 0.0 }),
+                        };
+                        let _ = writeln!(s, "{}{{resource=\"{res}\",threshold=\"{}\"}} {v}", f.name, label(&b.name));
+                    }
+                } else if let Some(v) = resource_value(f.name, r, run.as_of) {
+                    let _ = writeln!(s, "{}{{resource=\"{res}\"}} {v}", f.name);
+                }
+            }
+        }
+        Ok(s.into_bytes())
+    }
+}
+
+fn resource_value(family: &str, r: &ResourceForecast, as_of: i64) -> Option<String> {
+    match family {
+        "headroom_last_value" => r.last_value.is_finite().then(|| num(r.last_value)),
+        "headroom_headroom_seconds" => {
+            Some(time(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min().map(|t| (t - as_of).max(0))))
+        }
+        _ => r.backtest.as_ref().and_then(|b| b.mase).map(num),
+    }
+}
+
+fn family(s: &mut String, name: &str, help: &str) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} gauge");
+}
+
+fn time(t: Option<i64>) -> String {
+    t.map_or("+Inf".to_string(), |t| t.to_string())
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A label value: `\`, `"` and newlines escaped as the text format requires; other control
+/// characters (which the format has no escape for) become spaces.
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testdata;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn well_formed() {
+        let run = testdata::run();
+        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let meta = testdata::meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
+        let text = String::from_utf8(Textfile.render(&report).unwrap()).unwrap();
+        assert!(text.ends_with('\n'));
+        assert!(text.contains("resource=\"web <script>alert(1)</script> & \\\"cpu\\\"\""), "{text}");
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value == "+Inf" || value == "NaN" || value.parse::<f64>().is_ok(), "{line}");
+            assert!(line.split('}').count() <= 2, "{line}");
+        }
+        let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(helps, types);
+        assert_eq!(label("a\\b\"c\nd\u{1}"), "a\\\\b\\\"c\\nd ");
+    }
+}
