@@ -243,6 +243,20 @@ mod tests {
     }
 
     #[test]
+    fn plot_selection_follows_the_design() {
+        let run = testdata::run();
+        let template = run.resources.iter().find(|r| r.breaches.iter().all(|b| b.earliest_step.is_none())).unwrap();
+        let crossing = run.resources.iter().find(|r| r.breaches.iter().any(|b| b.earliest_step.is_some())).unwrap();
+        // 250 resources: the first 50 (least headroom) and every crossing one beyond.
+        let mut fleet: Vec<ResourceForecast> = (0..250).map(|_| template.clone()).collect();
+        fleet[120] = crossing.clone();
+        assert_eq!(plotted(&fleet, PlotMode::Auto).len(), 51);
+        assert_eq!(plotted(&fleet, PlotMode::All).len(), 250);
+        assert!(plotted(&fleet, PlotMode::None).is_empty());
+        assert_eq!(plotted(&fleet[..200], PlotMode::Auto).len(), 200);
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(escape_xml("<a href=\"x\">&'\u{1}\n"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;\u{FFFD}&#10;");
     }
