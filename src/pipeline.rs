@@ -310,7 +310,7 @@ pub fn forecast_resource(
     let breaches = settings
         .thresholds
         .iter()
-        .map(|(name, t)| breach::analyse(name, *t, &sel.forecast, settings.level, last_value))
+        .map(|(name, t)| breach::analyse(name, *t, &sel.forecast, settings.level, &fit.values, &sel.errors))
         .collect();
     Ok(ResourceForecast {
         name: raw.name.clone(),

@@ -2,9 +2,11 @@
 //! level) -> Forecast` (the augurs shape). Values are a regular series with NaN gaps; each
 //! model copes with gaps itself. `select` picks a model per series by rolling-origin backtest.
 
+pub mod decompose;
 pub mod linear;
 pub mod naive;
 pub mod select;
+pub mod smoothing;
 
 /// Point forecast and central prediction interval, one entry per future step.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -36,6 +38,14 @@ impl Forecast {
         }
         self
     }
+}
+
+/// How the chosen forecast erred in backtest: one path of signed errors (actual minus
+/// forecast, NaN where the actual was missing) per rolling origin. Breach odds sample future
+/// paths from these, so spikes, persistent offsets and error growth come from the data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorPaths {
+    pub paths: Vec<Vec<f64>>,
 }
 
 /// Why a model could not be fitted.

@@ -1,0 +1,255 @@
+//! Exponential smoothing on the deseasonalised series: ETS with an additive, damped trend
+//! (parameters chosen by least squares of one-step errors, i.e. Gaussian likelihood, over a
+//! small grid), and the Theta method (simple smoothing plus half the linear drift). With
+//! seasonal periods this is MSTL: profiles from `decompose`, the rest smoothed, added back.
+
+use super::decompose::decompose;
+use super::{Fitted, Forecast, Model, ModelError, check_len};
+use crate::series::fill_gaps;
+use crate::stats::central_z;
+
+/// Parameters are searched on at most this many recent steps (states then run over all).
+const MAX_SEARCH: usize = 2_000;
+const ALPHAS: [f64; 9] = [0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.98];
+const BETAS: [f64; 4] = [0.005, 0.02, 0.05, 0.15];
+const PHIS: [f64; 3] = [0.9, 0.97, 0.995];
+
+/// How the deseasonalised series is extrapolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trend {
+    /// ETS(A, Ad, N) or ETS(A, N, N), whichever fits one-step errors better.
+    Ets,
+    /// Theta: simple exponential smoothing plus half the series' linear slope.
+    Theta,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smoothing {
+    /// Seasonal periods removed first (empty: none).
+    pub periods: Vec<usize>,
+    pub trend: Trend,
+}
+
+impl Model for Smoothing {
+    fn name(&self) -> String {
+        let t = match self.trend {
+            Trend::Ets => "ets",
+            Trend::Theta => "theta",
+        };
+        if self.periods.is_empty() {
+            t.to_string()
+        } else {
+            let p: Vec<String> = self.periods.iter().map(|p| p.to_string()).collect();
+            format!("mstl({})+{t}", p.join(","))
+        }
+    }
+
+    fn min_len(&self) -> usize {
+        self.periods.iter().max().map_or(6, |p| 2 * p + 2)
+    }
+
+    fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
+        check_len(self, values)?;
+        let y = fill_gaps(values, self.periods.first().copied().unwrap_or(0));
+        let dec = decompose(&y, &self.periods);
+        let x = &dec.deseasonalised;
+        let (path, sigma, alpha, fitted_x) = match self.trend {
+            Trend::Ets => {
+                let p = search(x);
+                let s = run(x, p);
+                (TrendPath::Damped { level: s.level, trend: s.trend, phi: p.phi }, s.sigma, p.alpha, s.fitted)
+            }
+            Trend::Theta => {
+                let p = search_ses(x);
+                let s = run(x, p);
+                let slope = ols_slope(x);
+                let n = x.len() as f64;
+                let drift0 = 1.0 / p.alpha - (1.0 - p.alpha).powf(n) / p.alpha;
+                (TrendPath::Theta { level: s.level, half_slope: slope / 2.0, drift0 }, s.sigma, p.alpha, s.fitted)
+            }
+        };
+        let n = y.len();
+        let fitted = (0..n).map(|t| fitted_x[t] + dec.seasonal(t)).collect();
+        Ok(Box::new(FittedSmoothing { path, sigma, alpha, n, dec_seasonals: dec.seasonals, fitted }))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TrendPath {
+    Damped { level: f64, trend: f64, phi: f64 },
+    Theta { level: f64, half_slope: f64, drift0: f64 },
+}
+
+struct FittedSmoothing {
+    path: TrendPath,
+    sigma: f64,
+    alpha: f64,
+    n: usize,
+    dec_seasonals: Vec<(usize, Vec<f64>)>,
+    fitted: Vec<f64>,
+}
+
+impl Fitted for FittedSmoothing {
+    fn predict(&self, horizon: usize, level: f64) -> Forecast {
+        let z = central_z(level);
+        let mut f = Forecast::default();
+        let mut damp_sum = 0.0;
+        let mut phi_h = 1.0;
+        for h in 1..=horizon {
+            let base = match self.path {
+                TrendPath::Damped { level, trend, phi } => {
+                    phi_h *= phi;
+                    damp_sum += phi_h;
+                    level + damp_sum * trend
+                }
+                TrendPath::Theta { level, half_slope, drift0 } => level + half_slope * ((h - 1) as f64 + drift0),
+            };
+            let t = self.n + h - 1;
+            let m = base + self.dec_seasonals.iter().map(|(p, s)| s[t % p]).sum::<f64>();
+            // Variance of simple smoothing h steps ahead: sigma² (1 + (h-1) alpha²).
+            let w = z * self.sigma * (1.0 + (h - 1) as f64 * self.alpha * self.alpha).sqrt();
+            f.mean.push(m);
+            f.lower.push(m - w);
+            f.upper.push(m + w);
+        }
+        f
+    }
+
+    fn fitted(&self) -> Vec<f64> {
+        self.fitted.clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Params {
+    alpha: f64,
+    /// 0: no trend.
+    beta: f64,
+    phi: f64,
+}
+
+struct State {
+    level: f64,
+    trend: f64,
+    sigma: f64,
+    fitted: Vec<f64>,
+}
+
+/// One pass of the smoothing recursions; returns the sum of squared one-step errors.
+fn sse(x: &[f64], p: Params) -> f64 {
+    let (mut l, mut b) = init(x, p);
+    let mut total = 0.0;
+    for &v in &x[1..] {
+        let pred = l + p.phi * b;
+        let e = v - pred;
+        total += e * e;
+        l = pred + p.alpha * e;
+        b = p.phi * b + p.beta * e;
+    }
+    total
+}
+
+fn init(x: &[f64], p: Params) -> (f64, f64) {
+    let m = (x.len() - 1).min(24);
+    let b = if p.beta > 0.0 && m > 0 { (x[m] - x[0]) / m as f64 } else { 0.0 };
+    (x[0], b)
+}
+
+fn run(x: &[f64], p: Params) -> State {
+    let (mut l, mut b) = init(x, p);
+    let mut fitted = Vec::with_capacity(x.len());
+    fitted.push(x[0]);
+    let mut total = 0.0;
+    for &v in &x[1..] {
+        let pred = l + p.phi * b;
+        fitted.push(pred);
+        let e = v - pred;
+        total += e * e;
+        l = pred + p.alpha * e;
+        b = p.phi * b + p.beta * e;
+    }
+    let sigma = (total / (x.len().saturating_sub(1)).max(1) as f64).sqrt();
+    State { level: l, trend: b, sigma, fitted }
+}
+
+fn tail(x: &[f64]) -> &[f64] {
+    &x[x.len().saturating_sub(MAX_SEARCH)..]
+}
+
+/// Best simple-smoothing parameters (no trend).
+fn search_ses(x: &[f64]) -> Params {
+    let t = tail(x);
+    ALPHAS
+        .iter()
+        .map(|&alpha| Params { alpha, beta: 0.0, phi: 1.0 })
+        .min_by(|a, b| sse(t, *a).total_cmp(&sse(t, *b)))
+        .unwrap_or(Params { alpha: 0.3, beta: 0.0, phi: 1.0 })
+}
+
+/// Best parameters over no-trend and damped-trend models. A damped trend must lower the
+/// error by more than its two extra parameters' worth (AIC-like) to be chosen.
+fn search(x: &[f64]) -> Params {
+    let t = tail(x);
+    let n = t.len().max(2) as f64;
+    let aic = |p: &Params, k: f64| n * (sse(t, *p) / n).max(1e-300).ln() + 2.0 * k;
+    let ses = search_ses(x);
+    let mut best = (ses, aic(&ses, 1.0));
+    for &alpha in &ALPHAS {
+        for &beta in BETAS.iter().filter(|b| **b <= alpha) {
+            for &phi in &PHIS {
+                let p = Params { alpha, beta, phi };
+                let score = aic(&p, 3.0);
+                if score < best.1 {
+                    best = (p, score);
+                }
+            }
+        }
+    }
+    best.0
+}
+
+fn ols_slope(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let tbar = (n - 1.0) / 2.0;
+    let ybar = x.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (t, v) in x.iter().enumerate() {
+        let dt = t as f64 - tbar;
+        sxy += dt * (v - ybar);
+        sxx += dt * dt;
+    }
+    if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ets_follows_a_ramp_and_a_level() {
+        let ramp: Vec<f64> = (0..300).map(|i| 1.0 + 0.01 * i as f64).collect();
+        let f = Smoothing { periods: vec![], trend: Trend::Ets }.fit(&ramp).unwrap().predict(10, 0.8);
+        // Damped, so a little under the line, but clearly trending.
+        assert!(f.mean[9] > 3.99 + 0.05 && f.mean[9] < 4.1, "{:?}", f.mean);
+        let flat: Vec<f64> = (0..300).map(|i| if i < 200 { 1.0 } else { 2.0 }).collect();
+        let f = Smoothing { periods: vec![], trend: Trend::Ets }.fit(&flat).unwrap().predict(5, 0.8);
+        assert!((f.mean[4] - 2.0).abs() < 0.01, "adapts to the new level: {:?}", f.mean);
+    }
+
+    #[test]
+    fn theta_and_mstl_keep_the_season() {
+        let y: Vec<f64> = (0..24 * 21)
+            .map(|i| 0.5 + 0.0001 * i as f64 + 0.2 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin())
+            .collect();
+        for trend in [Trend::Ets, Trend::Theta] {
+            let m = Smoothing { periods: vec![24], trend };
+            let f = m.fit(&y).unwrap().predict(48, 0.8);
+            for h in 0..48 {
+                let i = 24 * 21 + h;
+                let want = 0.5 + 0.0001 * i as f64 + 0.2 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+                assert!((f.mean[h] - want).abs() < 0.03, "{}: step {h}: {} vs {want}", m.name(), f.mean[h]);
+            }
+        }
+        assert_eq!(Smoothing { periods: vec![24, 168], trend: Trend::Ets }.name(), "mstl(24,168)+ets");
+    }
+}
