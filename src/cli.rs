@@ -78,7 +78,7 @@ pub struct ForecastArgs {
     /// How points inside one step are combined.
     #[arg(long, value_enum, default_value = "mean")]
     pub aggregate: AggregateArg,
-    /// Model family: auto, naive, seasonal_naive, linear.
+    /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl.
     #[arg(long, default_value = "auto")]
     pub model: String,
     #[arg(long, value_enum, default_value = "json")]

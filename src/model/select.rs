@@ -44,7 +44,7 @@ pub struct Backtest {
     pub origins: usize,
     /// Steps forecast at each origin.
     pub horizon: usize,
-    /// Every candidate's score, best first: (model, MAE, MASE).
+    /// Every candidate's score, best first (the chosen model leads): (model, MAE, MASE).
     pub candidates: Vec<(String, f64, Option<f64>)>,
 }
 
@@ -181,10 +181,10 @@ pub fn forecast(
             mase: mase(cand.mae),
             origins: cand.preds.iter().filter(|p| p.is_some()).count(),
             horizon: hb,
-            candidates: order
-                .iter()
-                .filter(|&&j| scored[j].mae.is_finite())
-                .map(|&j| (scored[j].name.clone(), scored[j].mae, mase(scored[j].mae)))
+            candidates: std::iter::once(i)
+                .chain(order.iter().copied().filter(|&j| j != i))
+                .filter(|&j| scored[j].mae.is_finite())
+                .map(|j| (scored[j].name.clone(), scored[j].mae, mase(scored[j].mae)))
                 .collect(),
         });
         return Ok(Selection {

@@ -166,13 +166,27 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     fact(
         "Backtest",
         match &r.backtest {
-            Some(b) => format!(
-                "MASE {} · MAE {:.4} · {} origins × {} steps",
-                b.mase.map_or("–".into(), |m| format!("{m:.2}")),
-                b.mae,
-                b.origins,
-                b.horizon
-            ),
+            Some(b) => {
+                let runners: Vec<String> = b
+                    .candidates
+                    .iter()
+                    .skip(1)
+                    .take(4)
+                    .map(|(m, _, mase)| format!("{} {}", esc(m), mase.map_or("–".into(), |x| format!("{x:.2}"))))
+                    .collect();
+                format!(
+                    "MASE {} · MAE {:.4} · {} origins × {} steps{}",
+                    b.mase.map_or("–".into(), |m| format!("{m:.2}")),
+                    b.mae,
+                    b.origins,
+                    b.horizon,
+                    if runners.is_empty() {
+                        String::new()
+                    } else {
+                        format!("<br>runners-up (MASE): {}", runners.join(" · "))
+                    }
+                )
+            }
             None => "none (history too short to hold out)".into(),
         },
     );

@@ -63,6 +63,7 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
         "model": r.model,
         "backtest": r.backtest.as_ref().map(|b| json!({
             "mae": b.mae, "mase": b.mase, "origins": b.origins, "horizon_steps": b.horizon,
+            "candidates": b.candidates.iter().map(|(m, mae, mase)| json!({"model": m, "mae": mae, "mase": mase})).collect::<Vec<_>>(),
         })),
         "settings": {
             "step_seconds": r.step(),
