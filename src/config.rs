@@ -100,6 +100,39 @@ pub enum SourceConfig {
         /// Value column (default `value`).
         column: Option<String>,
     },
+    /// A Prometheus-compatible HTTP API: Prometheus, Thanos, Mimir, VictoriaMetrics.
+    Prometheus(PrometheusConfig),
+}
+
+/// Connection settings of a Prometheus-compatible source. Secrets are named by environment
+/// variable, never written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub bearer_token_env: Option<String>,
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// PEM file with extra CA certificates, relative to the config file.
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Per request (default 60s).
+    pub timeout: Option<String>,
+    /// Retries after a timeout, connection error or 5xx (default 3).
+    pub retries: Option<u32>,
+    /// Requests in flight at once (default 4).
+    pub concurrency: Option<usize>,
+    /// Points per series per request (default 11000, Prometheus' limit; VictoriaMetrics: 30000).
+    pub max_points_per_request: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password_env: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +168,8 @@ with_setting_keys! {
         /// An exact series name, or a template over label columns (`{type}/{component}`);
         /// absent: every series of the source not named by another entry.
         pub name: Option<String>,
+        /// PromQL for a Prometheus source; one resource per series it returns.
+        pub query: Option<String>,
         #[serde(default)]
         pub events: Vec<Event>,
         #[serde(default)]
@@ -169,6 +204,7 @@ pub struct Config {
 pub struct ResourceEntry {
     pub source: String,
     pub name: Option<String>,
+    pub query: Option<String>,
     pub settings: ResourceSettings,
 }
 
@@ -296,6 +332,28 @@ impl ResourceSettings {
     }
 }
 
+impl PrometheusConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err("url must start with http:// or https://".into());
+        }
+        if let Some(t) = &self.timeout {
+            parse_duration(t).map_err(|e| format!("timeout: {e}"))?;
+        }
+        if self.concurrency == Some(0) {
+            return Err("concurrency must be at least 1".into());
+        }
+        if self.max_points_per_request.is_some_and(|m| m < 2) {
+            return Err("max_points_per_request must be at least 2".into());
+        }
+        Ok(())
+    }
+
+    pub fn timeout_secs(&self) -> i64 {
+        self.timeout.as_deref().and_then(|t| parse_duration(t).ok()).unwrap_or(60)
+    }
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
@@ -318,6 +376,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut base_settings = ResourceSettings::default();
     base_settings.apply(file.defaults.keys()).map_err(|e| err(format!("[defaults] {e}")))?;
     base_settings.validate().map_err(|e| err(format!("[defaults] {e}")))?;
+    for (name, src) in &file.sources {
+        if let SourceConfig::Prometheus(p) = src {
+            p.validate().map_err(|e| err(format!("[sources.{name}] {e}")))?;
+        }
+    }
     if file.resources.is_empty() {
         return Err(err("no [[resources]] entries: nothing to forecast".into()));
     }
@@ -327,13 +390,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             Some(n) => format!("[[resources]] #{} ({n})", i + 1),
             None => format!("[[resources]] #{}", i + 1),
         };
-        if !file.sources.contains_key(&r.source) {
+        let Some(source) = file.sources.get(&r.source) else {
             let known: Vec<&str> = file.sources.keys().map(String::as_str).collect();
             return Err(err(format!(
                 "{at}: source `{}` is not defined (defined: {})",
                 r.source,
                 if known.is_empty() { "none".into() } else { known.join(", ") }
             )));
+        };
+        match (source, &r.query) {
+            (SourceConfig::Prometheus(_), None) => {
+                return Err(err(format!("{at}: source `{}` is a Prometheus source: set `query`", r.source)));
+            }
+            (SourceConfig::Files { .. }, Some(_)) => {
+                return Err(err(format!("{at}: `query` is for Prometheus sources; `{}` reads files", r.source)));
+            }
+            _ => {}
         }
         let mut s = base_settings.clone();
         s.apply(r.keys()).map_err(|e| err(format!("{at}: {e}")))?;
@@ -350,7 +422,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             s.ignore.push((from, to));
         }
         s.validate().map_err(|e| err(format!("{at}: {e}")))?;
-        resources.push(ResourceEntry { source: r.source.clone(), name: r.name.clone(), settings: s });
+        resources.push(ResourceEntry {
+            source: r.source.clone(),
+            name: r.name.clone(),
+            query: r.query.clone(),
+            settings: s,
+        });
     }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
@@ -424,5 +501,15 @@ mod tests {
         assert!(e.contains("source `g` is not defined (defined: f)"), "{e}");
         let e = parse_str("[sources.f]\nkind = \"ftp\"\npath = \"a\"\n").unwrap_err().0;
         assert!(e.contains("unknown variant `ftp`"), "{e}");
+        let prom =
+            "[sources.p]\nkind = \"prometheus\"\nurl = \"http://localhost:9090\"\n[[resources]]\nsource = \"p\"\n";
+        let e = parse_str(prom).unwrap_err().0;
+        assert!(e.contains("is a Prometheus source: set `query`"), "{e}");
+        let e = parse_str(&prom.replace("localhost", "x\"\ntoken = \"s3cret")).unwrap_err().0;
+        assert!(e.contains("unknown field `token`") && !e.contains("s3cret"), "{e}");
+        let e = parse_str(&prom.replace("http://", "ftp://")).unwrap_err().0;
+        assert!(e.contains("url must start with http"), "{e}");
+        let ok = parse_str(&format!("{prom}query = 'up'\n")).unwrap();
+        assert_eq!(ok.resources[0].query.as_deref(), Some("up"));
     }
 }

@@ -11,7 +11,8 @@ use crate::model::select::{self, Backtest};
 use crate::model::{Forecast, seasonal_periods};
 use crate::series::{self, PrepareOptions, Series};
 use crate::source::file::{self, FileOptions};
-use crate::source::{Pulled, RawSeries};
+use crate::source::prometheus::{self, Prometheus};
+use crate::source::{Pulled, RawSeries, SourceError};
 use crate::time::{format_duration, rfc3339};
 
 /// One resource, forecast.
@@ -139,17 +140,10 @@ pub enum Progress {
 pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + Sync)) -> RunResult {
     let mut errors = vec![];
     let mut notes = vec![];
-    // Read each (source, name template) once.
-    let mut pulled: BTreeMap<(String, Option<String>), Pulled> = BTreeMap::new();
-    for entry in &config.resources {
-        let key = (entry.source.clone(), entry.template().map(str::to_string));
-        if pulled.contains_key(&key) {
-            continue;
-        }
-        let p = pull(config, &entry.source, entry.template());
+    let pulled = pull_all(config, as_of);
+    for p in pulled.values() {
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
-        pulled.insert(key, p);
     }
     let work = assign(config, &pulled, &mut errors);
     progress(Progress::Start(work.len()));
@@ -175,30 +169,74 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
 }
 
-fn pull(config: &Config, source: &str, template: Option<&str>) -> Pulled {
-    let Some(src) = config.sources.get(source) else {
-        return Pulled::default();
-    };
-    match src {
-        SourceConfig::Files { path, column } => {
-            let files = match file::expand(path, &config.base) {
-                Ok(f) => f,
-                Err(e) => {
-                    let message = format!("source {source}: {e}");
-                    return Pulled { errors: vec![crate::source::SourceError::file(message)], ..Default::default() };
-                }
-            };
-            let opts = FileOptions { column: column.clone(), name_template: template.map(str::to_string) };
-            file::read_files(&files, &opts)
-        }
+/// What a `[[resources]]` entry reads: files are read once per (source, name template) and
+/// shared by the entries over them; each Prometheus entry runs its own query.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum PullKey {
+    Files { source: String, template: Option<String> },
+    Query { entry: usize },
+}
+
+fn pull_key(i: usize, config: &Config, entry: &ResourceEntry) -> PullKey {
+    match config.sources.get(&entry.source) {
+        Some(SourceConfig::Prometheus(_)) => PullKey::Query { entry: i },
+        _ => PullKey::Files { source: entry.source.clone(), template: entry.template().map(str::to_string) },
     }
 }
 
+/// Reads every source. Prometheus queries cover `history` up to `as_of` (or now), on the
+/// step grid.
+fn pull_all(config: &Config, as_of: Option<i64>) -> BTreeMap<PullKey, Pulled> {
+    let mut clients: BTreeMap<&str, Result<Prometheus, SourceError>> = BTreeMap::new();
+    let mut pulled = BTreeMap::new();
+    for (i, entry) in config.resources.iter().enumerate() {
+        let key = pull_key(i, config, entry);
+        if pulled.contains_key(&key) {
+            continue;
+        }
+        let p = match config.sources.get(&entry.source) {
+            None => Pulled::default(),
+            Some(SourceConfig::Files { path, column }) => match file::expand(path, &config.base) {
+                Ok(files) => {
+                    let opts =
+                        FileOptions { column: column.clone(), name_template: entry.template().map(str::to_string) };
+                    file::read_files(&files, &opts)
+                }
+                Err(e) => Pulled {
+                    errors: vec![SourceError::file(format!("source {}: {e}", entry.source))],
+                    ..Default::default()
+                },
+            },
+            Some(SourceConfig::Prometheus(cfg)) => {
+                let client = clients
+                    .entry(entry.source.as_str())
+                    .or_insert_with(|| Prometheus::connect(&entry.source, cfg, &config.base));
+                match client {
+                    Ok(c) => {
+                        let step = entry.settings.step.unwrap_or(3600);
+                        let now = as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
+                        let end = now.div_euclid(step) * step;
+                        let start = end - (entry.settings.history / step) * step;
+                        let query = entry.query.as_deref().unwrap_or_default();
+                        prometheus::pull(c, query, entry.name.as_deref(), (start, end, step), entry.settings.aggregate)
+                    }
+                    Err(e) => Pulled {
+                        errors: vec![SourceError { resource: entry.name.clone(), ..e.clone() }],
+                        ..Default::default()
+                    },
+                }
+            }
+        };
+        pulled.insert(key, p);
+    }
+    pulled
+}
+
 /// Pairs each series with the `[[resources]]` entry that owns it: an exact name wins over a
-/// catch-all entry of the same source; each series is forecast once.
+/// catch-all entry of the same file source; each series is forecast once.
 fn assign<'a>(
     config: &'a Config,
-    pulled: &'a BTreeMap<(String, Option<String>), Pulled>,
+    pulled: &'a BTreeMap<PullKey, Pulled>,
     errors: &mut Vec<RunError>,
 ) -> Vec<(&'a RawSeries, &'a ResourceEntry)> {
     let named: HashSet<(&str, &str)> =
@@ -207,9 +245,23 @@ fn assign<'a>(
     let mut seen: HashSet<&str> = HashSet::new();
     let mut work = vec![];
     let mut missing = vec![];
-    for entry in &config.resources {
-        let key = (entry.source.clone(), entry.template().map(str::to_string));
+    for (i, entry) in config.resources.iter().enumerate() {
+        let key = pull_key(i, config, entry);
         let Some(p) = pulled.get(&key) else { continue };
+        if matches!(key, PullKey::Query { .. }) {
+            // The query's series are this entry's, already named.
+            for s in &p.series {
+                if seen.insert(s.name.as_str()) {
+                    work.push((s, entry));
+                } else {
+                    missing.push(RunError {
+                        resource: Some(s.name.clone()),
+                        message: "two resources have this name; the second was skipped (make the names unique)".into(),
+                    });
+                }
+            }
+            continue;
+        }
         match entry.exact_name() {
             Some(name) => match p.series.iter().find(|s| s.name == name) {
                 Some(s) if seen.insert(s.name.as_str()) => work.push((s, entry)),

@@ -2,6 +2,7 @@
 //! named, unsorted, possibly duplicated points, exactly as read. `series` cleans them up.
 
 pub mod file;
+pub mod prometheus;
 
 /// One resource's points as read from a source, before any cleaning.
 #[derive(Debug, Clone, PartialEq)]

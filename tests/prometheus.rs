@@ -1,0 +1,410 @@
+//! `headroom run` against real Prometheus (backfilled with promtool) and VictoriaMetrics (fed
+//! by its import API): the same forecasts as from the same data in a file, chunked requests,
+//! and every way a server fails. `.ci/test` installs both servers (Debian packages); set
+//! HEADROOM_SKIP_TOOLS=1 to skip on a machine without them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Proc, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The fixture ends here: 2026-11-01T00:00:00Z; a year of hourly samples before it.
+const END: i64 = 1_793_491_200;
+const HOURS: i64 = 365 * 24;
+const SERIES: [(&str, &str); 4] = [("web", "cpu"), ("web", "memory"), ("db", "disk"), ("api", "cpu")];
+
+fn tool(name: &str) -> Option<PathBuf> {
+    if std::env::var_os("HEADROOM_SKIP_TOOLS").is_some() {
+        return None;
+    }
+    let found =
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
+    assert!(found.is_some(), "{name} not found: run `bash .ci/test` (it installs it) or set HEADROOM_SKIP_TOOLS=1");
+    found
+}
+
+/// Value of series `k` at hour `i`; None = no sample (a gap), NaN = a NaN sample.
+fn value(k: usize, i: i64) -> Option<f64> {
+    if k == 2 && (4000..4100).contains(&i) {
+        return None;
+    }
+    if k == 3 && i % 1000 == 7 {
+        return Some(f64::NAN);
+    }
+    let d = i as f64 / 24.0;
+    let v = 0.3 + 0.1 * k as f64 + 0.0007 * d + 0.08 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+    // Rounded so every store keeps the value exactly.
+    Some((v * 1e6).round() / 1e6)
+}
+
+/// An HTTP client for the fixtures (rustls needs its crypto provider installed first).
+fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(url: &str, path: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(r) = http().get(format!("{url}{path}")).send() {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{url} not ready after 60 s");
+}
+
+fn prometheus() -> Option<&'static Server> {
+    static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let prom = tool("prometheus")?;
+            let promtool = tool("promtool")?;
+            let dir = tempfile::tempdir().unwrap();
+            let mut om = String::new();
+            for (k, (t, c)) in SERIES.iter().enumerate() {
+                for i in 0..HOURS {
+                    if let Some(v) = value(k, i) {
+                        let ts = END - (HOURS - 1 - i) * 3600;
+                        om.push_str(&format!("saturation_ratio{{type=\"{t}\",component=\"{c}\"}} {v} {ts}\n"));
+                    }
+                }
+            }
+            om.push_str("# EOF\n");
+            let file = dir.path().join("data.om");
+            std::fs::write(&file, om).unwrap();
+            let data = dir.path().join("tsdb");
+            let out = Proc::new(promtool)
+                .args(["tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=8760h"])
+                .arg(&file)
+                .arg(&data)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+            let cfg = dir.path().join("prometheus.yml");
+            std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
+            let port = free_port();
+            let child = Proc::new(prom)
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .args(["--storage.tsdb.retention.time=5y", &format!("--web.listen-address=127.0.0.1:{port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let url = format!("http://127.0.0.1:{port}");
+            let server = Server { child, url, _dir: dir };
+            wait_ready(&server.url, "/-/ready");
+            Some(server)
+        })
+        .as_ref()
+}
+
+fn victoria() -> Option<&'static Server> {
+    static SERVER: OnceLock<Option<Server>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let vm = tool("victoria-metrics")?;
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let child = Proc::new(vm)
+                .arg(format!("-storageDataPath={}", dir.path().join("vm").display()))
+                .args(["-retentionPeriod=5y", &format!("-httpListenAddr=127.0.0.1:{port}")])
+                // Without this VictoriaMetrics fills a missing hourly sample with the one
+                // before it (its staleness window is derived from the scrape interval); the
+                // file has a gap there.
+                .arg("-search.maxStalenessInterval=1m")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let url = format!("http://127.0.0.1:{port}");
+            let server = Server { child, url, _dir: dir };
+            wait_ready(&server.url, "/health");
+            let mut lines = String::new();
+            for (k, (t, c)) in SERIES.iter().enumerate() {
+                let (mut ts, mut vs) = (vec![], vec![]);
+                for i in 0..HOURS {
+                    if let Some(v) = value(k, i).filter(|v| v.is_finite()) {
+                        ts.push((END - (HOURS - 1 - i) * 3600) * 1000);
+                        vs.push(v);
+                    }
+                }
+                let line = serde_json::json!({"metric": {"__name__": "saturation_ratio", "type": t, "component": c}, "values": vs, "timestamps": ts});
+                lines.push_str(&format!("{line}\n"));
+            }
+            let client = http();
+            let r = client.post(format!("{}/api/v1/import", server.url)).body(lines).send().unwrap();
+            assert!(r.status().is_success(), "import: {}", r.status());
+            client.get(format!("{}/internal/force_flush", server.url)).send().unwrap();
+            Some(server)
+        })
+        .as_ref()
+}
+
+/// The fixture's data as a long CSV file, named as the template names the series.
+fn csv_fixture(dir: &Path) {
+    let mut s = String::from("resource,timestamp,value\n");
+    for (k, (t, c)) in SERIES.iter().enumerate() {
+        for i in 0..HOURS {
+            if let Some(v) = value(k, i) {
+                let v = if v.is_nan() { "NaN".to_string() } else { v.to_string() };
+                s.push_str(&format!("{t}/{c},{},{v}\n", END - (HOURS - 1 - i) * 3600));
+            }
+        }
+    }
+    std::fs::write(dir.join("fleet.csv"), s).unwrap();
+}
+
+const DEFAULTS: &str = "[defaults]\nbounded = true\nhorizon = \"30d\"\naggregate = \"last\"\n";
+
+struct Run {
+    code: i32,
+    stderr: String,
+    json: Value,
+}
+
+fn run(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Run {
+    let cfg = dir.join("h.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = dir.join("out");
+    let o = Command::cargo_bin("headroom")
+        .unwrap()
+        .args(["run", "--quiet", "--plots", "none", "--as-of", "2026-11-01T00:00:00Z", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let json = std::fs::read(out.join("forecasts.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    Run { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).into_owned(), json }
+}
+
+fn forecasts(v: &Value) -> Vec<(String, Vec<f64>)> {
+    let mut out: Vec<(String, Vec<f64>)> = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let means = r["forecast"].as_array().unwrap().iter().map(|p| p["mean"].as_f64().unwrap()).collect();
+            (r["name"].as_str().unwrap().to_string(), means)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn same_forecasts(a: &Value, b: &Value) {
+    let (fa, fb) = (forecasts(a), forecasts(b));
+    assert_eq!(fa.len(), SERIES.len());
+    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert_eq!(x.len(), y.len(), "{name}");
+        for (p, q) in x.iter().zip(y) {
+            assert!((p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1e-12), "{name}: {p} vs {q}");
+        }
+    }
+}
+
+fn server_config(url: &str, extra: &str) -> String {
+    format!(
+        "{DEFAULTS}[sources.prom]\nkind = \"prometheus\"\nurl = \"{url}\"\nmax_points_per_request = 1000\nconcurrency = 3\n{extra}\
+         [[resources]]\nsource = \"prom\"\nquery = 'saturation_ratio'\nname = \"{{type}}/{{component}}\"\n"
+    )
+}
+
+#[test]
+fn prometheus_and_victoria_metrics_match_the_file() {
+    let Some(prom) = prometheus() else { return };
+    let Some(vm) = victoria() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    csv_fixture(dir.path());
+    let from_file = run(
+        dir.path(),
+        &format!("{DEFAULTS}[sources.f]\nkind = \"files\"\npath = \"fleet.csv\"\n[[resources]]\nsource = \"f\"\n"),
+        &[],
+    );
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    // 8761 grid points in chunks of 1000: nine chunk borders crossed, three requests at once.
+    let from_prom = run(dir.path(), &server_config(&prom.url, ""), &[]);
+    assert_eq!(from_prom.code, 0, "{}", from_prom.stderr);
+    same_forecasts(&from_file.json, &from_prom.json);
+    let from_vm = run(dir.path(), &server_config(&vm.url, ""), &[]);
+    assert_eq!(from_vm.code, 0, "{}", from_vm.stderr);
+    same_forecasts(&from_file.json, &from_vm.json);
+}
+
+#[test]
+fn server_side_step_aggregation_runs() {
+    let Some(prom) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = server_config(&prom.url, "").replace("aggregate = \"last\"", "aggregate = \"p95\"");
+    let r = run(dir.path(), &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["resources"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn query_errors_fail_their_resources_only() {
+    let Some(prom) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(&prom.url, "");
+    cfg.push_str("[[resources]]\nsource = \"prom\"\nname = \"broken\"\nquery = 'sum(saturation_ratio'\n");
+    cfg.push_str(
+        "[[resources]]\nsource = \"prom\"\nname = \"m2m\"\nquery = 'saturation_ratio + on(type) saturation_ratio'\n",
+    );
+    cfg.push_str("[[resources]]\nsource = \"prom\"\nname = \"nothing\"\nquery = 'no_such_metric'\n");
+    cfg.push_str("[[resources]]\nsource = \"prom\"\nname = \"{component}\"\nquery = 'saturation_ratio{type=\"db\"}'\n");
+    let r = run(dir.path(), &cfg, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 3, "{}", r.stderr);
+    assert!(
+        errors.iter().any(|e| e.contains("resource broken") && e.contains("HTTP 400") && e.contains("bad_data")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("resource m2m") && e.contains("HTTP 422") && e.contains("execution")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("resource nothing") && e.contains("returned no series")), "{errors:?}");
+    let mut names: Vec<&str> =
+        r.json["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["api/cpu", "db/disk", "disk", "web/cpu", "web/memory"], "the good queries' series");
+}
+
+/// A stub HTTP server: answers every request with `status` and `body`, counting requests;
+/// `hang` accepts and never answers.
+fn stub(status: u16, body: &'static str, hang: bool) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = vec![];
+        for conn in listener.incoming().flatten() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            if hang {
+                held.push(conn);
+                continue;
+            }
+            let mut conn = conn;
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.flush();
+            let mut rest = vec![];
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+            let _ = conn.read_to_end(&mut rest);
+        }
+    });
+    (url, count)
+}
+
+fn fault_run(url: &str, extra: &str, envs: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    csv_fixture(dir.path());
+    // One healthy file resource beside the failing server: it must still be forecast.
+    let cfg = format!(
+        "{}[sources.f]\nkind = \"files\"\npath = \"fleet.csv\"\n[[resources]]\nsource = \"f\"\nname = \"db/disk\"\n",
+        server_config(url, extra)
+            .replace("name = \"{type}/{component}\"", "name = \"remote\"")
+            .replace("query = 'saturation_ratio'", "query = 'max(saturation_ratio)'")
+            // One request per attempt, so attempts can be counted.
+            .replace("max_points_per_request = 1000", "max_points_per_request = 11000")
+    );
+    run(dir.path(), &cfg, envs)
+}
+
+fn one_error_naming(r: &Run, want: &str) {
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(errors[0].contains("resource remote") && errors[0].contains(want), "{} lacks {want}", errors[0]);
+    let names: Vec<&str> =
+        r.json["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["db/disk"], "the other resource is still forecast");
+}
+
+#[test]
+fn server_down_timeout_and_error_statuses() {
+    // Nothing listening: connection refused, retried, then one line.
+    let port = free_port();
+    let r = fault_run(&format!("http://127.0.0.1:{port}"), "retries = 1\n", &[]);
+    one_error_naming(&r, "cannot connect to http://127.0.0.1");
+    assert!(r.stderr.contains("after 2 attempts"), "{}", r.stderr);
+
+    // Accepts and never answers: the client-side timeout ends it.
+    let (url, _) = stub(200, "", true);
+    let started = Instant::now();
+    let r = fault_run(&url, "timeout = \"1s\"\nretries = 0\n", &[]);
+    one_error_naming(&r, "no answer from");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // 503 with the server's own error: retried with backoff, then reported.
+    let (url, count) = stub(
+        503,
+        r#"{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}"#,
+        false,
+    );
+    let r = fault_run(&url, "retries = 2\n", &[]);
+    one_error_naming(&r, "HTTP 503 from");
+    assert!(r.stderr.contains("timeout: query timed out"), "{}", r.stderr);
+    assert_eq!(count.load(Ordering::SeqCst), 3, "503 is retried");
+
+    // A wrong token: 401, not retried, and the token never shown.
+    let (url, count) = stub(401, r#"{"status":"error","errorType":"unauthorized","error":"bad token"}"#, false);
+    let r = fault_run(
+        &url,
+        "retries = 3\nbearer_token_env = \"HR_TEST_TOKEN\"\nbasic_auth = { user = \"u\", password_env = \"HR_TEST_PW\" }\n",
+        &[("HR_TEST_TOKEN", "s3cr3t-token-value"), ("HR_TEST_PW", "hunter2-pw")],
+    );
+    one_error_naming(&r, "HTTP 401");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "4xx is not retried");
+    let everything = format!("{}{}", r.stderr, r.json);
+    assert!(!everything.contains("s3cr3t") && !everything.contains("hunter2"), "a secret leaked");
+
+    // A token variable that is not set is a clear error, naming the variable only.
+    let r = fault_run(&url, "bearer_token_env = \"HR_TEST_UNSET_TOKEN\"\n", &[]);
+    one_error_naming(&r, "environment variable HR_TEST_UNSET_TOKEN (bearer_token_env) is not set");
+}
