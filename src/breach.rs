@@ -117,6 +117,8 @@ fn resampled_probability(threshold: f64, f: &Forecast, errors: &ErrorPaths, prio
     // chance of reaching the threshold, given how much of its history does), counting that
     // as one more origin.
     let k = usable.len() as f64;
+    // Symmetric on purpose: only lifting low odds toward the prior scored worse on the
+    // benchmark (Brier 0.242 against 0.232); backtested paths are overconfident both ways.
     Some((crossed as f64 / total as f64 * k + prior) / (k + 1.0))
 }
 

@@ -26,8 +26,28 @@ pub enum Command {
     Run(RunArgs),
     /// Forecast one series file and print JSON (the stable contract for scripts).
     Forecast(ForecastArgs),
+    /// What if growth, load or capacity change: baseline and scenario side by side (JSON).
+    Whatif(WhatifArgs),
     /// Regenerate the bundled sample fleet.
     Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhatifArgs {
+    #[command(flatten)]
+    pub series: ForecastArgs,
+    /// Multiply the trend's slope by this from the last input timestamp.
+    #[arg(long, allow_negative_numbers = true)]
+    pub growth: Option<f64>,
+    /// Add load from a date: `2027-03-01:0.1`, or `2027-03-01:10%` of the level then.
+    #[arg(long)]
+    pub add: Option<String>,
+    /// Multiply capacity from a date (a ratio is divided): `2027-01-15:2`.
+    #[arg(long)]
+    pub capacity: Option<String>,
+    /// Scale peaks (deviations from the level) by this factor.
+    #[arg(long)]
+    pub seasonal_amplitude: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, ForecastArgs, RunArgs, SampleArgs};
+use crate::cli::{Command, ForecastArgs, RunArgs, SampleArgs, WhatifArgs};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::{self, Report, RunMeta};
+use crate::scenario::{self, Scenario};
 use crate::source::file::{self, FileOptions};
 use crate::time::{parse_date, parse_duration, rfc3339};
 
@@ -32,6 +33,7 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
     match cmd {
         Command::Run(a) => run(&a),
         Command::Forecast(a) => forecast(&a),
+        Command::Whatif(a) => whatif(&a),
         Command::Sample(a) => sample(&a),
     }
 }
@@ -194,6 +196,29 @@ fn clear_old_plots(dir: &Path) -> anyhow::Result<()> {
 
 /// `headroom forecast`: one series, JSON on stdout (CONTRACT.md).
 fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
+    let r = forecast_one(args)?;
+    println!("{}", serde_json::to_string(&report::json::contract(&r))?);
+    Ok(Status::Ok)
+}
+
+/// `headroom whatif` (inline form): the flags make one scenario named `inline`.
+fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
+    let scenario = Scenario {
+        name: "inline".into(),
+        growth: args.growth,
+        add: args.add.as_deref().map(scenario::parse_add).transpose().map_err(anyhow::Error::msg)?,
+        capacity: args.capacity.as_deref().map(scenario::parse_capacity).transpose().map_err(anyhow::Error::msg)?,
+        seasonal_amplitude: args.seasonal_amplitude,
+        ..Scenario::default()
+    };
+    let r = forecast_one(&args.series)?;
+    let (f, b) = r.scenario(&scenario);
+    println!("{}", serde_json::to_string(&report::json::whatif(&r, &[(scenario.name.clone(), f, b)]))?);
+    Ok(Status::Ok)
+}
+
+/// Reads one series file and forecasts it with the flags' settings.
+fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
     let horizon = parse_duration(&args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
     let step = args.step.as_deref().map(parse_duration).transpose().map_err(|e| anyhow::anyhow!("--step: {e}"))?;
     let mut settings = ResourceSettings {
@@ -234,9 +259,7 @@ fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let doc = report::json::contract(&r);
-    println!("{}", serde_json::to_string(&doc)?);
-    Ok(Status::Ok)
+    Ok(r)
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<Status> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::model::select::check_family;
+use crate::scenario::{Amount, Scenario};
 use crate::series::Aggregate;
 use crate::time::{parse_date, parse_duration, parse_duration_allow_zero};
 
@@ -177,11 +178,49 @@ with_setting_keys! {
     }
 }
 
+/// `[scenarios.NAME]`: a what-if applied to all or some resources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioConfig {
+    pub growth: Option<f64>,
+    pub growth_from: Option<String>,
+    pub add: Option<AddConfig>,
+    pub capacity_change: Option<CapacityConfig>,
+    pub seasonal_amplitude: Option<f64>,
+    pub thresholds: Option<Thresholds>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddConfig {
+    pub at: String,
+    /// A number, or a percentage of the level then (`"10%"`).
+    pub value: AddValue,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AddValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityConfig {
+    pub at: String,
+    pub factor: f64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     defaults: Defaults,
+    #[serde(default)]
+    scenarios: BTreeMap<String, ScenarioConfig>,
     #[serde(default)]
     sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
@@ -196,6 +235,7 @@ pub struct Config {
     pub base: PathBuf,
     pub sources: BTreeMap<String, SourceConfig>,
     pub resources: Vec<ResourceEntry>,
+    pub scenarios: Vec<Scenario>,
     pub fail_on: FailOn,
 }
 
@@ -332,6 +372,55 @@ impl ResourceSettings {
     }
 }
 
+impl ScenarioConfig {
+    fn build(&self, name: &str) -> Result<Scenario, String> {
+        let add = match &self.add {
+            None => None,
+            Some(a) => {
+                let at = parse_date(&a.at).map_err(|e| format!("add.at: {e}"))?;
+                let amount = match &a.value {
+                    AddValue::Number(v) => Amount::Absolute(*v),
+                    AddValue::Text(t) => match t.trim().strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok()) {
+                        Some(p) => Amount::Percent(p / 100.0),
+                        None => return Err(format!("add.value `{t}`: expected a number or a percentage like \"10%\"")),
+                    },
+                };
+                Some((at, amount))
+            }
+        };
+        let capacity = match &self.capacity_change {
+            None => None,
+            Some(c) if c.factor > 0.0 && c.factor.is_finite() => {
+                Some((parse_date(&c.at).map_err(|e| format!("capacity_change.at: {e}"))?, c.factor))
+            }
+            Some(c) => return Err(format!("capacity_change.factor = {} must be positive", c.factor)),
+        };
+        let growth_from =
+            self.growth_from.as_deref().map(parse_date).transpose().map_err(|e| format!("growth_from: {e}"))?;
+        let thresholds = self.thresholds.as_ref().map_or(vec![], |t| {
+            [("soft", t.soft), ("hard", t.hard)].iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v))).collect()
+        });
+        if self.growth.is_none()
+            && add.is_none()
+            && capacity.is_none()
+            && self.seasonal_amplitude.is_none()
+            && thresholds.is_empty()
+        {
+            return Err("changes nothing: set growth, add, capacity_change, seasonal_amplitude or thresholds".into());
+        }
+        Ok(Scenario {
+            name: name.to_string(),
+            growth: self.growth,
+            growth_from,
+            add,
+            capacity,
+            seasonal_amplitude: self.seasonal_amplitude,
+            thresholds,
+            resources: self.resources.clone(),
+        })
+    }
+}
+
 impl PrometheusConfig {
     fn validate(&self) -> Result<(), String> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
@@ -429,6 +518,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             settings: s,
         });
     }
+    let mut scenarios = vec![];
+    for (name, sc) in &file.scenarios {
+        scenarios.push(sc.build(name).map_err(|e| err(format!("[scenarios.{name}] {e}")))?);
+    }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
     Ok(Config {
@@ -436,6 +529,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         base,
         sources: file.sources,
         resources,
+        scenarios,
         fail_on: file.defaults.fail_on.unwrap_or(FailOn::Never),
     })
 }
@@ -470,6 +564,27 @@ mod tests {
         assert_eq!(b.events.len(), 1);
         assert_eq!(b.ignore.len(), 1);
         assert_eq!(c.resources[1].exact_name(), Some("db"));
+    }
+
+    #[test]
+    fn scenarios_parse() {
+        let c = parse_str(&format!(
+            "{MINIMAL}[scenarios.fast]\ngrowth = 1.5\n[scenarios.customer]\nadd = {{ at = \"2027-03-01\", value = \"10%\" }}\n\
+             [scenarios.disk]\ncapacity_change = {{ at = \"2027-01-15\", factor = 2.0 }}\nresources = [\"patroni/*\"]\n"
+        ))
+        .unwrap();
+        let names: Vec<&str> = c.scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["customer", "disk", "fast"]);
+        assert_eq!(c.scenarios[0].add, Some((1803859200, Amount::Percent(0.1))));
+        assert_eq!(c.scenarios[1].capacity.unwrap().1, 2.0);
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\ngrowht = 2\n")).unwrap_err().0;
+        assert!(e.contains("unknown field `growht`"), "{e}");
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nadd = {{ at = \"2027-03-01\", value = \"lots\" }}\n"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("[scenarios.x] add.value `lots`"), "{e}");
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nresources = [\"a\"]\n")).unwrap_err().0;
+        assert!(e.contains("changes nothing"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod model;
 pub mod pipeline;
 pub mod report;
 pub mod sample;
+pub mod scenario;
 pub mod series;
 pub mod source;
 pub mod stats;

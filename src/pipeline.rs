@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use crate::breach::{self, Breach};
 use crate::config::{Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
 use crate::model::select::{self, Backtest};
-use crate::model::{Forecast, seasonal_periods};
+use crate::model::{ErrorPaths, Forecast, seasonal_periods};
+use crate::scenario::Scenario;
 use crate::series::{self, PrepareOptions, Series};
 use crate::source::file::{self, FileOptions};
 use crate::source::prometheus::{self, Prometheus};
@@ -33,6 +34,10 @@ pub struct ResourceForecast {
     pub forecast_start: i64,
     pub forecast: Forecast,
     pub breaches: Vec<Breach>,
+    /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
+    pub errors: ErrorPaths,
+    /// Configured scenarios that apply to this resource: (name, forecast, breaches).
+    pub scenarios: Vec<(String, Forecast, Vec<Breach>)>,
     pub last_value: f64,
     /// Things worth knowing that did not stop the forecast.
     pub notes: Vec<String>,
@@ -74,6 +79,32 @@ impl ResourceForecast {
     /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
     pub fn status(&self, as_of: i64) -> &str {
         self.alert(as_of).map_or("ok", |b| b.name.as_str())
+    }
+
+    /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
+    /// overridden where the scenario says so).
+    pub fn scenario(&self, s: &Scenario) -> (Forecast, Vec<Breach>) {
+        let season = seasonal_periods(self.step()).last().copied().unwrap_or(24);
+        let range = select::Range::of(&self.history.values, self.settings.bounded);
+        let f = range.tidy(s.apply(&self.forecast, self.history.end(), self.step(), season, range.bounds()));
+        let breaches = self
+            .settings
+            .thresholds
+            .iter()
+            .map(|(name, t)| {
+                let t = s.thresholds.iter().find(|(n, _)| n == name).map_or(*t, |o| o.1);
+                breach::analyse(name, t, &f, self.settings.level, &self.history.values, &self.errors)
+            })
+            .collect();
+        (f, breaches)
+    }
+
+    /// The capacity factor that keeps the upper bound at or below the highest threshold
+    /// (`hard`) through the horizon; None when it already does.
+    pub fn capacity_needed(&self) -> Option<f64> {
+        let hard = self.breaches.last()?.threshold;
+        let k = crate::scenario::capacity_needed(&self.forecast, hard);
+        (k > 1.0).then_some(k)
     }
 
     /// The last date to act: earliest crossing minus the lead time.
@@ -153,6 +184,13 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
         .par_iter()
         .map(|(raw, entry)| {
             let r = forecast_resource(raw, &entry.source, &entry.settings, Some(as_of))
+                .map(|mut f| {
+                    for s in config.scenarios.iter().filter(|s| s.applies_to(&f.name)) {
+                        let (path, breaches) = f.scenario(s);
+                        f.scenarios.push((s.name.clone(), path, breaches));
+                    }
+                    f
+                })
                 .map_err(|message| RunError { resource: Some(raw.name.clone()), message });
             progress(Progress::Done);
             r
@@ -376,6 +414,8 @@ pub fn forecast_resource(
         backtest: sel.backtest,
         forecast: sel.forecast,
         breaches,
+        errors: sel.errors,
+        scenarios: vec![],
         last_value,
         notes,
     })

@@ -186,3 +186,40 @@ fn same_input_same_numbers() {
     let b = forecast(csv.as_bytes(), "d.csv", &["--threshold", "0.7"]);
     assert_eq!(a.stdout, b.stdout);
 }
+
+#[test]
+fn whatif_inline_contract() {
+    // An hourly ramp, 0.3 + 0.001 per hour, a little noise-free seasonality-free: growth x2
+    // must bring the expected crossing of 0.9 about twice as close.
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..24 * 20 {
+        csv.push_str(&format!("{},{:.6}\n", 1_704_067_200 + 3600 * i, 0.3 + 0.001 * i as f64));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ramp.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = headroom()
+        .args(["whatif", "--input"])
+        .arg(&path)
+        .args(["--horizon", "30d", "--threshold", "0.9", "--bounded", "--growth", "2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["series"], "ramp");
+    assert_eq!(v["step_seconds"], 3600);
+    assert_eq!(v["level"], 0.8);
+    assert!(v["baseline"]["model"].is_string());
+    assert_eq!(v["baseline"]["forecast"].as_array().unwrap().len(), 720);
+    assert_eq!(v["scenarios"][0]["name"], "inline");
+    assert_eq!(v["scenarios"][0]["forecast"].as_array().unwrap().len(), 720);
+    let t = |s: &Value| chrono::DateTime::parse_from_rfc3339(s.as_str().unwrap()).unwrap().timestamp();
+    let last = 1_704_067_200 + 3600 * (24 * 20 - 1);
+    let base = (t(&v["baseline"]["breaches"][0]["expected"]) - last) as f64;
+    let fast = (t(&v["scenarios"][0]["breaches"][0]["expected"]) - last) as f64;
+    assert!((fast / base - 0.5).abs() < 0.02, "growth x2: {fast} vs {base}");
+    // A bad scenario flag is one clear error.
+    let bad = headroom().args(["whatif", "--input"]).arg(&path).args(["--capacity", "2027-01-15"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--capacity `2027-01-15`: expected DATE:FACTOR"));
+}

@@ -372,6 +372,11 @@ impl Range {
         Range { lo, hi: if bounded { 1.0 } else { f64::INFINITY } }
     }
 
+    /// (lowest, highest) allowed value.
+    pub fn bounds(&self) -> (f64, f64) {
+        (self.lo, self.hi)
+    }
+
     fn clamp_path(&self, mut v: Vec<f64>) -> Vec<f64> {
         v.iter_mut().for_each(|x| *x = x.clamp(self.lo, self.hi));
         v

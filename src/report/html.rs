@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::{Exporter, Report, escape_xml as esc};
-use crate::breach::days_between;
+use crate::breach::{Breach, days_between};
 use crate::pipeline::ResourceForecast;
 use crate::time::{day, format_duration, rfc3339};
 
@@ -156,11 +156,44 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             b.probability * 100.0
         );
     }
-    h.push_str("</tbody>\n</table>\n<dl class=\"facts\">\n");
+    h.push_str("</tbody>\n</table>\n");
+    if !r.scenarios.is_empty() {
+        h.push_str("<table>\n<thead><tr><th>What if</th><th>Threshold</th><th>Expected</th><th>Earliest</th><th>Days gained</th><th>Probability</th></tr></thead>\n<tbody>\n");
+        for (name, _, breaches) in &r.scenarios {
+            for b in breaches {
+                let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
+                let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
+                    (Some(s), Some(t)) => format!("{:+.1}", (s - t) as f64 / 86_400.0),
+                    (None, Some(_)) => "beyond the horizon".into(),
+                    _ => "–".into(),
+                };
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} %</td></tr>",
+                    esc(name),
+                    esc(&b.name),
+                    b.threshold,
+                    opt_day(at(b.expected_step)),
+                    opt_day(at(b.earliest_step)),
+                    gained,
+                    b.probability * 100.0
+                );
+            }
+        }
+        h.push_str("</tbody>\n</table>\n");
+    }
+    h.push_str("<dl class=\"facts\">\n");
     let mut fact = |k: &str, v: String| {
         let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
     };
     fact("Source", esc(&r.source));
+    if let Some(k) = r.capacity_needed() {
+        let by = r.breaches.last().and_then(|b| r.act_by(b)).map_or(String::new(), |t| format!(", act by {}", day(t)));
+        fact(
+            "Capacity needed",
+            format!("×{k:.2} to keep the upper bound below {}{by}", r.breaches.last().map_or(0.0, |b| b.threshold)),
+        );
+    }
     fact("Last value", format!("{} at {}", value(r.last_value), rfc3339(r.history.end())));
     fact("Model", esc(&r.model));
     fact(

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{Exporter, Report};
-use crate::breach::days_between;
+use crate::breach::{Breach, days_between};
+use crate::model::Forecast;
 use crate::pipeline::ResourceForecast;
 use crate::time::{format_duration, rfc3339};
 
@@ -76,6 +77,10 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "history_start": rfc3339(r.history.start),
             "fit_start": rfc3339(r.fit_start),
         },
+        "capacity_needed": r.capacity_needed().map(|k| json!({
+            "factor": round(k, 4),
+            "act_by": r.breaches.last().and_then(|b| r.act_by(b)).map(rfc3339),
+        })),
         "breaches": r.breaches.iter().map(|b| json!({
             "name": b.name,
             "threshold": b.threshold,
@@ -87,16 +92,79 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "probability": round(b.probability, 4),
             "already_breached": b.already_breached,
         })).collect::<Vec<_>>(),
+        "scenarios": r.scenarios.iter().map(|(name, _, breaches)| json!({
+            "name": name,
+            "breaches": breaches.iter().map(|b| {
+                let base = r.breach(&b.name);
+                let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
+                let gained = match (at(b.earliest_step), base.and_then(|x| r.earliest_at(x))) {
+                    (Some(s), Some(t)) => Some(round((s - t) as f64 / 86_400.0, 2)),
+                    _ => None,
+                };
+                json!({
+                    "name": b.name,
+                    "threshold": b.threshold,
+                    "expected": at(b.expected_step).map(rfc3339),
+                    "earliest": at(b.earliest_step).map(rfc3339),
+                    "probability": round(b.probability, 4),
+                    "days_gained": gained,
+                })
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "forecast": forecast_points(r),
         "notes": r.notes,
     })
 }
 
 fn forecast_points(r: &ResourceForecast) -> Vec<Value> {
-    let f = &r.forecast;
+    points(&r.forecast, r.forecast_start, r.step())
+}
+
+/// A forecast path as CONTRACT.md writes it; `start` is the first step's time.
+fn points(f: &Forecast, start: i64, step: i64) -> Vec<Value> {
     (0..f.mean.len())
-        .map(|i| json!({"timestamp": rfc3339(r.forecast_time(i)), "mean": f.mean[i], "lower": f.lower[i], "upper": f.upper[i]}))
+        .map(|i| {
+            let t = start + i as i64 * step;
+            json!({"timestamp": rfc3339(t), "mean": f.mean[i], "lower": f.lower[i], "upper": f.upper[i]})
+        })
         .collect()
+}
+
+/// Breaches as CONTRACT.md writes them.
+fn contract_breaches(breaches: &[Breach], start: i64, step: i64) -> Vec<Value> {
+    breaches
+        .iter()
+        .map(|b| {
+            json!({
+                "threshold": b.threshold,
+                "expected": Breach::at(b.expected_step, start, step).map(rfc3339),
+                "earliest": Breach::at(b.earliest_step, start, step).map(rfc3339),
+                "probability": b.probability,
+                "already_breached": b.already_breached,
+            })
+        })
+        .collect()
+}
+
+/// The `headroom whatif --format json` document (CONTRACT.md): the baseline and each
+/// scenario's forecast and breaches.
+pub fn whatif(r: &ResourceForecast, scenarios: &[(String, Forecast, Vec<Breach>)]) -> Value {
+    let (start, step) = (r.forecast_start, r.step());
+    json!({
+        "series": r.name,
+        "step_seconds": step,
+        "level": r.settings.level,
+        "baseline": {
+            "model": r.model,
+            "forecast": forecast_points(r),
+            "breaches": contract_breaches(&r.breaches, start, step),
+        },
+        "scenarios": scenarios.iter().map(|(name, f, b)| json!({
+            "name": name,
+            "forecast": points(f, start, step),
+            "breaches": contract_breaches(b, start, step),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// The `headroom forecast --format json` document (CONTRACT.md), extended with the backtest
@@ -108,13 +176,7 @@ pub fn contract(r: &ResourceForecast) -> Value {
         "model": r.model,
         "level": r.settings.level,
         "forecast": forecast_points(r),
-        "breaches": r.breaches.iter().map(|b| json!({
-            "threshold": b.threshold,
-            "expected": r.expected_at(b).map(rfc3339),
-            "earliest": r.earliest_at(b).map(rfc3339),
-            "probability": b.probability,
-            "already_breached": b.already_breached,
-        })).collect::<Vec<_>>(),
+        "breaches": contract_breaches(&r.breaches, r.forecast_start, r.step()),
         "backtest": r.backtest.as_ref().map(|b| json!({"mae": b.mae, "mase": b.mase, "origins": b.origins})),
         "notes": r.notes,
     })

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::{Exporter, Report};
-use crate::breach::days_between;
+use crate::breach::{Breach, days_between};
 use crate::pipeline::ResourceForecast;
 use crate::time::{day, rfc3339};
 
@@ -28,9 +28,9 @@ impl Exporter for Summary {
         );
         let _ = writeln!(
             s,
-            "| # | resource | status | last | headroom (days) | soft: expected / earliest | hard: expected / earliest | P(hard) | model | MASE |"
+            "| # | resource | status | last | headroom (days) | soft: expected / earliest | hard: expected / earliest | P(hard) | capacity needed | model | MASE |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
         for (i, r) in run.resources.iter().enumerate() {
             let cross = |name: &str| match r.breach(name) {
                 None => "–".to_string(),
@@ -39,9 +39,14 @@ impl Exporter for Summary {
             };
             let p_hard = r.breach("hard").map_or("–".into(), |b| format!("{:.0} %", b.probability * 100.0));
             let mase = r.backtest.as_ref().and_then(|b| b.mase).map_or("–".into(), |m| format!("{m:.2}"));
+            let needed = match (r.capacity_needed(), r.breaches.last().and_then(|b| r.act_by(b))) {
+                (Some(k), Some(by)) => format!("×{k:.2} by {}", day(by)),
+                (Some(k), None) => format!("×{k:.2}"),
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 i + 1,
                 escape(&r.name),
                 status_cell(r, run.as_of),
@@ -50,9 +55,41 @@ impl Exporter for Summary {
                 cross("soft"),
                 cross("hard"),
                 p_hard,
+                needed,
                 escape(&r.model),
                 mase
             );
+        }
+        let with_scenarios: Vec<&ResourceForecast> = run.resources.iter().filter(|r| !r.scenarios.is_empty()).collect();
+        if !with_scenarios.is_empty() {
+            let _ = writeln!(s, "\n## What if\n");
+            let _ =
+                writeln!(s, "| resource | scenario | threshold | expected / earliest | days gained | probability |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for r in with_scenarios {
+                for (name, _, breaches) in &r.scenarios {
+                    for b in breaches {
+                        let at = |x: Option<usize>| Breach::at(x, r.forecast_start, r.step());
+                        let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
+                            (Some(a), Some(t)) => format!("{:+.1}", (a - t) as f64 / 86_400.0),
+                            (None, Some(_)) => "beyond the horizon".into(),
+                            _ => "–".into(),
+                        };
+                        let _ = writeln!(
+                            s,
+                            "| {} | {} | {} {} | {} / {} | {} | {:.0} % |",
+                            escape(&r.name),
+                            escape(name),
+                            escape(&b.name),
+                            b.threshold,
+                            opt_day(at(b.expected_step)),
+                            opt_day(at(b.earliest_step)),
+                            gained,
+                            b.probability * 100.0
+                        );
+                    }
+                }
+            }
         }
         if !run.errors.is_empty() {
             let _ = writeln!(s, "\n## Errors\n");

@@ -287,6 +287,24 @@ fn draw<DB: DrawingBackend>(
         }
     }
 
+    // What-if scenarios: their mean paths, dashed.
+    let palette = [RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
+    for (k, (name, sf, _)) in r.scenarios.iter().enumerate() {
+        let color = palette[k % palette.len()];
+        for (j, run) in bins(|i| r.forecast_time(i), &sf.mean, &sf.mean, &sf.mean, width).iter().enumerate() {
+            let s = chart.draw_series(DashedLineSeries::new(
+                run.iter().map(|b| (b.t, b.mean)).collect::<Vec<_>>(),
+                6,
+                3,
+                color.stroke_width(2),
+            ))?;
+            if j == 0 {
+                s.label(format!("what if: {name}"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            }
+        }
+    }
+
     // Thresholds; a triangle where the upper bound crosses (earliest), a dot where the mean does.
     for b in &r.breaches {
         let color = if b.name == "hard" { RGBColor(214, 39, 40) } else { RGBColor(255, 127, 14) };
