@@ -48,6 +48,15 @@ pub struct WhatifArgs {
     /// Scale peaks (deviations from the level) by this factor.
     #[arg(long)]
     pub seasonal_amplitude: Option<f64>,
+    /// Instead of one file: every resource of a config, with its `[scenarios]`.
+    #[arg(long, conflicts_with = "input")]
+    pub config: Option<PathBuf>,
+    /// With --config: only this scenario.
+    #[arg(long, requires = "config")]
+    pub scenario: Option<String>,
+    /// With --config: forecast as of this date (default: the last sample).
+    #[arg(long, requires = "config")]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -74,9 +83,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ForecastArgs {
-    /// CSV or Parquet file with `timestamp,value` columns.
+    /// CSV or Parquet file with `timestamp,value` columns (required, except for
+    /// `whatif --config`).
     #[arg(long)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Value column to forecast (default `value`).
     #[arg(long)]
     pub column: Option<String>,

@@ -201,8 +201,13 @@ fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-/// `headroom whatif` (inline form): the flags make one scenario named `inline`.
+/// `headroom whatif`: with `--config`, every resource's baseline next to each configured
+/// scenario as a Markdown table on stdout; otherwise the inline form (CONTRACT.md): the
+/// flags make one scenario named `inline` for one series, JSON on stdout.
 fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
+    if let Some(path) = &args.config {
+        return whatif_config(path, args);
+    }
     let scenario = Scenario {
         name: "inline".into(),
         growth: args.growth,
@@ -217,8 +222,31 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
+fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
+    let mut cfg = config::load(path)?;
+    if let Some(name) = &args.scenario {
+        let known: Vec<String> = cfg.scenarios.iter().map(|s| s.name.clone()).collect();
+        cfg.scenarios.retain(|s| &s.name == name);
+        if cfg.scenarios.is_empty() {
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            bail!("{}: no scenario named `{name}` (defined: {known})", path.display());
+        }
+    }
+    if cfg.scenarios.is_empty() {
+        bail!("{}: no [scenarios] defined; add one or use the inline flags with --input", path.display());
+    }
+    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let result = pipeline::run(&cfg, as_of, &|_| {});
+    println!("{}", report::markdown::whatif_table(&result));
+    for e in &result.errors {
+        eprintln!("error: {e}");
+    }
+    Ok(if result.errors.is_empty() { Status::Ok } else { Status::Error })
+}
+
 /// Reads one series file and forecasts it with the flags' settings.
 fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
+    let Some(input) = &args.input else { bail!("--input FILE is required") };
     let horizon = parse_duration(&args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
     let step = args.step.as_deref().map(parse_duration).transpose().map_err(|e| anyhow::anyhow!("--step: {e}"))?;
     let mut settings = ResourceSettings {
@@ -237,16 +265,16 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
     // Breaches come out in the order the thresholds were given.
     settings.thresholds = order;
     let opts = FileOptions { column: args.column.clone(), name_template: None };
-    let pulled = file::read_file(&args.input, &opts)?;
+    let pulled = file::read_file(input, &opts)?;
     if let Some(e) = pulled.errors.first() {
         bail!("{e}");
     }
     let raw = match pulled.series.as_slice() {
         [one] => one,
-        [] => bail!("{}: no series found", args.input.display()),
+        [] => bail!("{}: no series found", input.display()),
         many => bail!(
             "{}: holds {} series ({}, ...); `forecast` takes one (use `headroom run` for a fleet)",
-            args.input.display(),
+            input.display(),
             many.len(),
             many[0].name
         ),
@@ -255,7 +283,7 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
         eprintln!("note: {n}");
     }
     let r: ResourceForecast = pipeline::forecast_resource(raw, "file", &settings, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     for n in &r.notes {
         eprintln!("note: {n}");
     }

@@ -225,3 +225,33 @@ fn forecasts_json_matches_its_schema_keys() {
     check(&doc, &schema, &schema, "$");
     assert!(!doc["resources"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn whatif_over_the_sample_config() {
+    let out = headroom()
+        .args(["whatif", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .args(["--scenario", "bigger_disk"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    // The scenario applies to patroni/* and logs/* only; doubling the disk on 2026-12-15
+    // takes patroni's hard crossing beyond the horizon.
+    assert!(
+        table.contains("| patroni/disk_space | bigger_disk | hard 0.9 | – / – | beyond the horizon | 0 % |"),
+        "{table}"
+    );
+    assert!(!table.contains("web/cpu"), "{table}");
+    let bad = headroom()
+        .args(["whatif", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .args(["--scenario", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("no scenario named `x` (defined: bigger_disk, fast_growth, new_customer)")
+    );
+}

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::{Exporter, Report};
 use crate::breach::{Breach, days_between};
-use crate::pipeline::ResourceForecast;
+use crate::pipeline::{ResourceForecast, RunResult};
 use crate::time::{day, rfc3339};
 
 pub struct Summary;
@@ -60,36 +60,8 @@ impl Exporter for Summary {
                 mase
             );
         }
-        let with_scenarios: Vec<&ResourceForecast> = run.resources.iter().filter(|r| !r.scenarios.is_empty()).collect();
-        if !with_scenarios.is_empty() {
-            let _ = writeln!(s, "\n## What if\n");
-            let _ =
-                writeln!(s, "| resource | scenario | threshold | expected / earliest | days gained | probability |");
-            let _ = writeln!(s, "|---|---|---|---|---|---|");
-            for r in with_scenarios {
-                for (name, _, breaches) in &r.scenarios {
-                    for b in breaches {
-                        let at = |x: Option<usize>| Breach::at(x, r.forecast_start, r.step());
-                        let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
-                            (Some(a), Some(t)) => format!("{:+.1}", (a - t) as f64 / 86_400.0),
-                            (None, Some(_)) => "beyond the horizon".into(),
-                            _ => "–".into(),
-                        };
-                        let _ = writeln!(
-                            s,
-                            "| {} | {} | {} {} | {} / {} | {} | {:.0} % |",
-                            escape(&r.name),
-                            escape(name),
-                            escape(&b.name),
-                            b.threshold,
-                            opt_day(at(b.expected_step)),
-                            opt_day(at(b.earliest_step)),
-                            gained,
-                            b.probability * 100.0
-                        );
-                    }
-                }
-            }
+        if run.resources.iter().any(|r| !r.scenarios.is_empty()) {
+            let _ = writeln!(s, "\n## What if\n\n{}", whatif_table(run));
         }
         if !run.errors.is_empty() {
             let _ = writeln!(s, "\n## Errors\n");
@@ -106,6 +78,51 @@ impl Exporter for Summary {
         );
         Ok(s.into_bytes())
     }
+}
+
+/// Baseline and every scenario per resource and threshold: crossing dates, days gained
+/// (positive: later than the baseline) and probability.
+pub fn whatif_table(run: &RunResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| resource | scenario | threshold | expected / earliest | days gained | probability |");
+    let _ = write!(s, "|---|---|---|---|---|---|");
+    for r in run.resources.iter().filter(|r| !r.scenarios.is_empty()) {
+        let at = |x: Option<usize>| Breach::at(x, r.forecast_start, r.step());
+        for b in &r.breaches {
+            let _ = write!(
+                s,
+                "\n| {} | baseline | {} {} | {} / {} | | {:.0} % |",
+                escape(&r.name),
+                escape(&b.name),
+                b.threshold,
+                opt_day(at(b.expected_step)),
+                opt_day(at(b.earliest_step)),
+                b.probability * 100.0
+            );
+        }
+        for (name, _, breaches) in &r.scenarios {
+            for b in breaches {
+                let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
+                    (Some(a), Some(t)) => format!("{:+.1}", (a - t) as f64 / 86_400.0),
+                    (None, Some(_)) => "beyond the horizon".into(),
+                    _ => "–".into(),
+                };
+                let _ = write!(
+                    s,
+                    "\n| {} | {} | {} {} | {} / {} | {} | {:.0} % |",
+                    escape(&r.name),
+                    escape(name),
+                    escape(&b.name),
+                    b.threshold,
+                    opt_day(at(b.expected_step)),
+                    opt_day(at(b.earliest_step)),
+                    gained,
+                    b.probability * 100.0
+                );
+            }
+        }
+    }
+    s
 }
 
 fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
