@@ -28,8 +28,34 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// What if growth, load or capacity change: baseline and scenario side by side (JSON).
     Whatif(WhatifArgs),
+    /// Freeze every resource's history into one Parquet file (resource, timestamp, value)
+    /// that a `files` source can read, for reproducible or offline runs.
+    Pull(PullArgs),
+    /// Validate the config and reach every source: what each finds, or why not.
+    Check(CheckArgs),
     /// Regenerate the bundled sample fleet.
     Sample(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// The Parquet file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// End of the pulled history (default: now for servers, everything for files).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// End of the hour each server query is tried on (default: now).
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{Command, ForecastArgs, RunArgs, SampleArgs, WhatifArgs};
+use crate::cli::{CheckArgs, Command, ForecastArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::{self, Report, RunMeta};
@@ -34,6 +34,8 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
         Command::Run(a) => run(&a),
         Command::Forecast(a) => forecast(&a),
         Command::Whatif(a) => whatif(&a),
+        Command::Pull(a) => pull(&a),
+        Command::Check(a) => check(&a),
         Command::Sample(a) => sample(&a),
     }
 }
@@ -288,6 +290,77 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
         eprintln!("note: {n}");
     }
     Ok(r)
+}
+
+/// `headroom pull`: every resource's raw history into one long Parquet file.
+fn pull(args: &PullArgs) -> anyhow::Result<Status> {
+    let started = Instant::now();
+    let cfg = config::load(&args.config)?;
+    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let (series, errors, notes) = pipeline::snapshot(&cfg, as_of);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = args.out.with_extension("parquet.tmp");
+    file::write_long_parquet(&tmp, &series).map_err(anyhow::Error::msg)?;
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    let points: usize = series.iter().map(|s| s.timestamps.len()).sum();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "headroom: pulled {} resources, {points} points in {secs:.1} s ({:.0} points/s) into {}",
+        series.len(),
+        points as f64 / secs.max(1e-9),
+        args.out.display()
+    );
+    Ok(if errors.is_empty() { Status::Ok } else { Status::Error })
+}
+
+/// `headroom check`: the config is valid, and each resource entry's source answers (files
+/// are read; each Prometheus query runs over its last hour).
+fn check(args: &CheckArgs) -> anyhow::Result<Status> {
+    let cfg = config::load(&args.config)?;
+    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    println!(
+        "config {}: {} sources, {} resource entries, {} scenarios",
+        args.config.display(),
+        cfg.sources.len(),
+        cfg.resources.len(),
+        cfg.scenarios.len()
+    );
+    let mut failed = 0;
+    for (i, entry) in cfg.resources.iter().enumerate() {
+        let what = match (&entry.name, &entry.query) {
+            (_, Some(q)) => format!("[[resources]] #{} (source {}, query `{q}`)", i + 1, entry.source),
+            (Some(n), None) => format!("[[resources]] #{} (source {}, name {n})", i + 1, entry.source),
+            (None, None) => format!("[[resources]] #{} (source {})", i + 1, entry.source),
+        };
+        let mut one = cfg.clone();
+        one.resources = vec![entry.clone()];
+        // A server query only needs to answer for its last hour here.
+        if entry.query.is_some() {
+            one.resources[0].settings.history = entry.settings.step.unwrap_or(3600).max(3600);
+        }
+        let (series, errors, _) = pipeline::snapshot(&one, as_of);
+        for e in &errors {
+            eprintln!("error: {what}: {e}");
+        }
+        failed += errors.len();
+        let mut names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        let shown = names.len();
+        names.truncate(5);
+        println!(
+            "{what}: {shown} series{}{}",
+            if shown > 0 { ": " } else { "" },
+            names.join(", ") + if shown > 5 { ", ..." } else { "" }
+        );
+    }
+    Ok(if failed == 0 { Status::Ok } else { Status::Error })
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<Status> {

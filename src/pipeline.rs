@@ -207,6 +207,20 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
 }
 
+/// Reads every source as `run` would and returns each resource's raw series (for `pull`),
+/// with the errors and notes of reading.
+pub fn snapshot(config: &Config, as_of: Option<i64>) -> (Vec<RawSeries>, Vec<RunError>, Vec<String>) {
+    let mut errors = vec![];
+    let mut notes = vec![];
+    let pulled = pull_all(config, as_of);
+    for p in pulled.values() {
+        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
+        notes.extend(p.notes.iter().cloned());
+    }
+    let series = assign(config, &pulled, &mut errors).into_iter().map(|(s, _)| s.clone()).collect();
+    (series, errors, notes)
+}
+
 /// What a `[[resources]]` entry reads: files are read once per (source, name template) and
 /// shared by the entries over them; each Prometheus entry runs its own query.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -408,3 +408,45 @@ fn server_down_timeout_and_error_statuses() {
     let r = fault_run(&url, "bearer_token_env = \"HR_TEST_UNSET_TOKEN\"\n", &[]);
     one_error_naming(&r, "environment variable HR_TEST_UNSET_TOKEN (bearer_token_env) is not set");
 }
+
+#[test]
+fn pull_freezes_a_snapshot_that_runs_offline_and_check_reaches_sources() {
+    let Some(prom) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pull.toml");
+    std::fs::write(&cfg, server_config(&prom.url, "")).unwrap();
+    let snap = dir.path().join("snap/fleet.parquet");
+    let o = Command::cargo_bin("headroom")
+        .unwrap()
+        .args(["pull", "--as-of", "2026-11-01T00:00:00Z", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pulled 4 resources"));
+    let offline = run(
+        dir.path(),
+        &format!("{DEFAULTS}[sources.s]\nkind = \"files\"\npath = \"snap/*.parquet\"\n[[resources]]\nsource = \"s\"\n"),
+        &[],
+    );
+    let online = run(dir.path(), &server_config(&prom.url, ""), &[]);
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    same_forecasts(&online.json, &offline.json);
+
+    let mut text = server_config(&prom.url, "");
+    text.push_str("[[resources]]\nsource = \"prom\"\nname = \"broken\"\nquery = 'sum('\n");
+    std::fs::write(&cfg, text).unwrap();
+    let o = Command::cargo_bin("headroom")
+        .unwrap()
+        .args(["check", "--as-of", "2026-11-01T00:00:00Z", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("query `saturation_ratio`): 4 series"), "{stdout}");
+    assert!(stderr.lines().filter(|l| l.starts_with("error:")).count() == 1 && stderr.contains("bad_data"), "{stderr}");
+}
