@@ -1,7 +1,7 @@
 //! The run, stage by stage: read every source, prepare each resource's series, fit and
 //! forecast it, analyse its thresholds. One resource's failure is recorded and the rest go on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 
@@ -217,7 +217,22 @@ pub fn snapshot(config: &Config, as_of: Option<i64>) -> (Vec<RawSeries>, Vec<Run
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
     }
-    let series = assign(config, &pulled, &mut errors).into_iter().map(|(s, _)| s.clone()).collect();
+    // Which series, by position, then moved out of what was read (no copy of the points).
+    let chosen: Vec<(PullKey, usize)> = {
+        let work = assign(config, &pulled, &mut errors);
+        let mut at: HashMap<*const RawSeries, (PullKey, usize)> = HashMap::new();
+        for (key, p) in &pulled {
+            for (i, s) in p.series.iter().enumerate() {
+                at.insert(s as *const RawSeries, (key.clone(), i));
+            }
+        }
+        work.iter().filter_map(|(s, _)| at.get(&(*s as *const RawSeries)).cloned()).collect()
+    };
+    let mut pulled = pulled;
+    let series = chosen
+        .into_iter()
+        .filter_map(|(key, i)| pulled.get_mut(&key).map(|p| std::mem::replace(&mut p.series[i], RawSeries::empty())))
+        .collect();
     (series, errors, notes)
 }
 

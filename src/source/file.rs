@@ -420,26 +420,39 @@ fn clip(raw: &str) -> String {
     if cleaned.chars().count() > 40 { format!("{}...", cleaned.chars().take(40).collect::<String>()) } else { cleaned }
 }
 
-/// Writes a long-format Parquet file (`resource,timestamp,value`), as `headroom sample` does.
+/// Writes a long-format Parquet file (`resource,timestamp,value`), as `headroom sample` and
+/// `headroom pull` do: one row group per batch of series, so memory stays near one batch.
 pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), String> {
-    let mut resource = vec![];
-    let mut ts = vec![];
-    let mut val = vec![];
-    for s in series {
-        for (t, v) in s.timestamps.iter().zip(&s.values) {
-            resource.push(s.name.as_str());
-            ts.push(*t);
-            val.push(*v);
+    const BATCH_POINTS: usize = 1 << 20;
+    let fail = |e: PolarsError| format!("{}: {e}", path.display());
+    let batch = |group: &[RawSeries]| -> Result<DataFrame, PolarsError> {
+        let (mut resource, mut ts, mut val) = (vec![], vec![], vec![]);
+        for s in group {
+            resource.extend(std::iter::repeat_n(s.name.as_str(), s.timestamps.len()));
+            ts.extend_from_slice(&s.timestamps);
+            val.extend_from_slice(&s.values);
         }
-    }
-    let mut df = DataFrame::new_infer_height(vec![
-        Column::new("resource".into(), resource),
-        Column::new("timestamp".into(), ts),
-        Column::new("value".into(), val),
-    ])
-    .map_err(|e| e.to_string())?;
+        DataFrame::new_infer_height(vec![
+            Column::new("resource".into(), resource),
+            Column::new("timestamp".into(), ts),
+            Column::new("value".into(), val),
+        ])
+    };
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    ParquetWriter::new(file).finish(&mut df).map_err(|e| format!("{}: {e}", path.display()))?;
+    let schema = batch(&[]).map_err(fail)?.schema().as_ref().clone();
+    let mut writer = ParquetWriter::new(file).batched(&schema).map_err(fail)?;
+    let mut start = 0;
+    while start < series.len() {
+        let mut end = start;
+        let mut points = 0;
+        while end < series.len() && (end == start || points + series[end].timestamps.len() <= BATCH_POINTS) {
+            points += series[end].timestamps.len();
+            end += 1;
+        }
+        writer.write_batch(&batch(&series[start..end]).map_err(fail)?).map_err(fail)?;
+        start = end;
+    }
+    writer.finish().map_err(fail)?;
     Ok(())
 }
 

@@ -17,6 +17,13 @@ pub struct RawSeries {
     pub values: Vec<f64>,
 }
 
+impl RawSeries {
+    /// A placeholder left behind when a series is moved out of a collection.
+    pub fn empty() -> Self {
+        RawSeries { name: String::new(), origin: String::new(), timestamps: vec![], values: vec![] }
+    }
+}
+
 /// What one source produced: the series it could read, and one error line per series or file
 /// it could not (the run reports those and goes on with the rest).
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use reqwest::blocking::Client;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Pulled, RawSeries, SourceError};
@@ -196,32 +197,49 @@ impl Prometheus {
     }
 }
 
+/// A `query_range` answer, deserialised without copying the sample strings.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    status: &'a str,
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    result: Vec<Item<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(default)]
+    metric: Labels,
+    #[serde(borrow, default)]
+    values: Vec<(f64, &'a str)>,
+}
+
 /// Reads a `query_range` answer: a matrix of series with `[ts, "value"]` pairs. `NaN` and
 /// infinities (a division by zero in PromQL) become gaps.
 fn parse_matrix(body: &str) -> Result<Vec<PromSeries>, String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|_| format!("not a Prometheus API answer: {}", clip(body.trim())))?;
-    if v["status"] != "success" {
+    let answer: Answer = serde_json::from_str(body).map_err(|_| {
+        server_error(body).unwrap_or_else(|| format!("not a Prometheus API answer: {}", clip(body.trim())))
+    })?;
+    if answer.status != "success" {
         return Err(server_error(body).unwrap_or_else(|| "the server reported an error".into()));
     }
-    let result = v["data"]["result"].as_array().ok_or("answer has no data.result")?;
-    let mut out = vec![];
-    for s in result {
-        let labels: Labels = s["metric"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-            .unwrap_or_default();
-        let mut ts = vec![];
-        let mut vals = vec![];
-        for pair in s["values"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            let (Some(t), Some(raw)) = (pair[0].as_f64(), pair[1].as_str()) else {
-                return Err(format!("malformed sample {pair}"));
-            };
+    let data = answer.data.ok_or("answer has no data.result")?;
+    let mut out = Vec::with_capacity(data.result.len());
+    for item in data.result {
+        let mut ts = Vec::with_capacity(item.values.len());
+        let mut vals = Vec::with_capacity(item.values.len());
+        for (t, raw) in item.values {
             let x: f64 = raw.parse().map_err(|_| format!("malformed value `{}`", clip(raw)))?;
             ts.push(t.floor() as i64);
             vals.push(if x.is_finite() { x } else { f64::NAN });
         }
-        out.push(PromSeries { labels, timestamps: ts, values: vals });
+        out.push(PromSeries { labels: item.metric, timestamps: ts, values: vals });
     }
     Ok(out)
 }
