@@ -27,6 +27,13 @@ pub enum FailOn {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ThresholdQueries {
+    pub soft: Option<String>,
+    pub hard: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Thresholds {
     pub soft: Option<f64>,
     pub hard: Option<f64>,
@@ -171,6 +178,9 @@ with_setting_keys! {
         pub name: Option<String>,
         /// PromQL for a Prometheus source; one resource per series it returns.
         pub query: Option<String>,
+        /// Thresholds read from the server: each query's series are matched to the
+        /// resource's series by labels; `thresholds` set on the entry win.
+        pub thresholds_query: Option<ThresholdQueries>,
         #[serde(default)]
         pub events: Vec<Event>,
         #[serde(default)]
@@ -245,6 +255,10 @@ pub struct ResourceEntry {
     pub source: String,
     pub name: Option<String>,
     pub query: Option<String>,
+    /// (threshold name, PromQL) read from the server.
+    pub thresholds_query: Vec<(String, String)>,
+    /// Threshold names the entry sets itself (they win over `thresholds_query`).
+    pub explicit_thresholds: Vec<String>,
     pub settings: ResourceSettings,
 }
 
@@ -494,6 +508,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             (SourceConfig::Files { .. }, Some(_)) => {
                 return Err(err(format!("{at}: `query` is for Prometheus sources; `{}` reads files", r.source)));
             }
+            (SourceConfig::Files { .. }, None) if r.thresholds_query.is_some() => {
+                return Err(err(format!(
+                    "{at}: `thresholds_query` is for Prometheus sources; `{}` reads files",
+                    r.source
+                )));
+            }
             _ => {}
         }
         let mut s = base_settings.clone();
@@ -511,10 +531,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             s.ignore.push((from, to));
         }
         s.validate().map_err(|e| err(format!("{at}: {e}")))?;
+        let tq = r.thresholds_query.clone().unwrap_or_default();
+        let thresholds_query = [("soft", tq.soft), ("hard", tq.hard)]
+            .into_iter()
+            .filter_map(|(n, q)| q.map(|q| (n.to_string(), q)))
+            .collect();
+        let explicit_thresholds = r.thresholds.as_ref().map_or(vec![], |t| {
+            [("soft", t.soft), ("hard", t.hard)]
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(n, _)| n.to_string())
+                .collect()
+        });
         resources.push(ResourceEntry {
             source: r.source.clone(),
             name: r.name.clone(),
             query: r.query.clone(),
+            thresholds_query,
+            explicit_thresholds,
             settings: s,
         });
     }

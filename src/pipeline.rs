@@ -177,13 +177,18 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
         notes.extend(p.notes.iter().cloned());
     }
     let work = assign(config, &pulled, &mut errors);
+    // Thresholds read from servers, by resource name.
+    let from_server: HashMap<&str, &Vec<(String, f64)>> =
+        pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
     progress(Progress::Start(work.len()));
     let as_of = as_of
         .unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.timestamps.iter().max().copied()).max().unwrap_or(0));
     let results: Vec<Result<ResourceForecast, RunError>> = work
         .par_iter()
         .map(|(raw, entry)| {
-            let r = forecast_resource(raw, &entry.source, &entry.settings, Some(as_of))
+            let settings = with_server_thresholds(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
+            let r = settings
+                .and_then(|s| forecast_resource(raw, &entry.source, &s, Some(as_of)))
                 .map(|mut f| {
                     for s in config.scenarios.iter().filter(|s| s.applies_to(&f.name)) {
                         let (path, breaches) = f.scenario(s);
@@ -205,6 +210,25 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
     }
     rank(&mut resources, as_of);
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
+}
+
+/// The entry's settings with thresholds read from the server applied, except those the
+/// entry sets itself; checked again (a bounded resource's thresholds must lie in (0, 1]).
+fn with_server_thresholds(
+    settings: &ResourceSettings,
+    entry: &ResourceEntry,
+    found: Option<&Vec<(String, f64)>>,
+) -> Result<ResourceSettings, String> {
+    let Some(found) = found else { return Ok(settings.clone()) };
+    let mut s = settings.clone();
+    for (name, v) in found.iter().filter(|(n, _)| !entry.explicit_thresholds.contains(n)) {
+        match s.thresholds.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = *v,
+            None => s.thresholds.push((name.clone(), *v)),
+        }
+    }
+    s.validate().map_err(|e| format!("thresholds_query: {e}"))?;
+    Ok(s)
 }
 
 /// Reads every source as `run` would and returns each resource's raw series (for `pull`),
@@ -285,7 +309,15 @@ fn pull_all(config: &Config, as_of: Option<i64>) -> BTreeMap<PullKey, Pulled> {
                         let end = now.div_euclid(step) * step;
                         let start = end - (entry.settings.history / step) * step;
                         let query = entry.query.as_deref().unwrap_or_default();
-                        prometheus::pull(c, query, entry.name.as_deref(), (start, end, step), entry.settings.aggregate)
+                        let window = (start, end, step);
+                        prometheus::pull(
+                            c,
+                            query,
+                            entry.name.as_deref(),
+                            window,
+                            entry.settings.aggregate,
+                            &entry.thresholds_query,
+                        )
                     }
                     Err(e) => Pulled {
                         errors: vec![SourceError { resource: entry.name.clone(), ..e.clone() }],

@@ -95,6 +95,16 @@ fn prometheus() -> Option<&'static Server> {
                     }
                 }
             }
+            // Thresholds published as metrics (as GitLab's slo:max:*), for the last two days.
+            for (metric, labels, v) in [
+                ("slo_max_hard", "component=\"cpu\"", 0.95),
+                ("slo_max_hard", "type=\"db\",component=\"disk\"", 0.8),
+                ("slo_max_soft", "component=\"cpu\"", 0.7),
+            ] {
+                for i in HOURS - 48..HOURS {
+                    om.push_str(&format!("{metric}{{{labels}}} {v} {}\n", END - (HOURS - 1 - i) * 3600));
+                }
+            }
             om.push_str("# EOF\n");
             let file = dir.path().join("data.om");
             std::fs::write(&file, om).unwrap();
@@ -449,4 +459,30 @@ fn pull_freezes_a_snapshot_that_runs_offline_and_check_reaches_sources() {
     assert_eq!(o.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stdout.contains("query `saturation_ratio`): 4 series"), "{stdout}");
     assert!(stderr.lines().filter(|l| l.starts_with("error:")).count() == 1 && stderr.contains("bad_data"), "{stderr}");
+}
+
+#[test]
+fn thresholds_from_the_server_matched_by_labels() {
+    let Some(prom) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = server_config(&prom.url, "")
+        + "thresholds_query = { soft = 'slo_max_soft', hard = 'slo_max_hard' }\nthresholds = { soft = 0.6 }\n";
+    let r = run(dir.path(), &cfg, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let thresholds = |name: &str| -> Vec<(String, f64)> {
+        let res = r.json["resources"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap().clone();
+        res["breaches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["name"].as_str().unwrap().to_string(), b["threshold"].as_f64().unwrap()))
+            .collect()
+    };
+    let t = |pairs: &[(&str, f64)]| pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect::<Vec<_>>();
+    // The entry's own soft threshold wins; hard comes from the matching series.
+    assert_eq!(thresholds("web/cpu"), t(&[("soft", 0.6), ("hard", 0.95)]));
+    assert_eq!(thresholds("api/cpu"), t(&[("soft", 0.6), ("hard", 0.95)]));
+    assert_eq!(thresholds("db/disk"), t(&[("soft", 0.6), ("hard", 0.8)]));
+    // No threshold series for memory: the defaults stay.
+    assert_eq!(thresholds("web/memory"), t(&[("soft", 0.6), ("hard", 0.9)]));
 }

@@ -32,6 +32,8 @@ pub struct Pulled {
     pub errors: Vec<SourceError>,
     /// Non-fatal notes (values read as gaps and the like), one line each.
     pub notes: Vec<String>,
+    /// Thresholds read from the source per resource name: (threshold name, value).
+    pub thresholds: std::collections::HashMap<String, Vec<(String, f64)>>,
 }
 
 /// A problem reading a source. `resource` is set when the problem is confined to one series.

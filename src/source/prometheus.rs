@@ -298,17 +298,46 @@ pub fn series_name(labels: &Labels, template: Option<&str>, fallback: &str) -> R
     }
 }
 
-/// Pulls one resource entry's query and names its series.
+/// Pulls one resource entry's query and names its series; `thresholds` are (name, PromQL)
+/// whose latest values become each series' thresholds, matched by labels.
 pub fn pull(
     source: &Prometheus,
     query: &str,
     template: Option<&str>,
     window: (i64, i64, i64),
     aggregate: Aggregate,
+    thresholds: &[(String, String)],
 ) -> Pulled {
     let (start, end, step) = window;
+    // Threshold series: the last value of each, as of the window's end.
+    let mut threshold_series: Vec<(String, Vec<(Labels, f64)>)> = vec![];
+    let mut threshold_errors = vec![];
+    for (name, q) in thresholds {
+        match source.query_range(q, end - step, end, step) {
+            Ok(series) => threshold_series.push((
+                name.clone(),
+                series
+                    .into_iter()
+                    .filter_map(|s| {
+                        let v = s.values.iter().rev().find(|v| v.is_finite()).copied()?;
+                        let mut l = s.labels;
+                        l.remove("__name__");
+                        Some((l, v))
+                    })
+                    .collect(),
+            )),
+            Err(e) => threshold_errors.push(format!("thresholds_query {name}: {}", e.message)),
+        }
+    }
     let q = step_query(query, aggregate, step);
     let mut out = Pulled::default();
+    if !threshold_errors.is_empty() {
+        out.errors.push(SourceError {
+            resource: template.filter(|t| !t.contains('{')).map(str::to_string),
+            message: threshold_errors.join("; "),
+        });
+        return out;
+    }
     let series = match source.query_range(&q, start, end, step) {
         Ok(s) => s,
         Err(e) => {
@@ -339,6 +368,13 @@ pub fn pull(
     for s in series {
         match series_name(&s.labels, template, query) {
             Ok(name) => {
+                let found: Vec<(String, f64)> = threshold_series
+                    .iter()
+                    .filter_map(|(tname, candidates)| matching(&s.labels, candidates).map(|v| (tname.clone(), v)))
+                    .collect();
+                if !found.is_empty() {
+                    out.thresholds.insert(name.clone(), found);
+                }
                 let gaps = s.values.iter().filter(|v| v.is_nan()).count();
                 if gaps > 0 {
                     out.notes.push(format!("{name}: {gaps} NaN or infinite values read as gaps"));
@@ -354,6 +390,15 @@ pub fn pull(
         }
     }
     out
+}
+
+/// The value of the most specific threshold series whose labels all equal the resource's.
+fn matching(labels: &Labels, candidates: &[(Labels, f64)]) -> Option<f64> {
+    candidates
+        .iter()
+        .filter(|(l, _)| l.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        .max_by_key(|(l, _)| l.len())
+        .map(|(_, v)| *v)
 }
 
 fn strip_userinfo(url: &str) -> String {
