@@ -17,6 +17,7 @@ use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::{self, Scenario};
+use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
 use crate::time::{parse_date, parse_duration, rfc3339};
 
@@ -297,7 +298,20 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
     let started = Instant::now();
     let cfg = config::load(&args.config)?;
     let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
-    let (series, errors, notes) = pipeline::snapshot(&cfg, as_of);
+    // An existing snapshot is extended: only steps after its oldest series end are fetched.
+    let existing = if args.out.exists() {
+        let p = file::read_file(&args.out, &FileOptions::default())?;
+        if let Some(e) = p.errors.first() {
+            bail!("{e}");
+        }
+        p.series
+    } else {
+        vec![]
+    };
+    let since = existing.iter().filter_map(|s| s.timestamps.iter().max().copied()).min();
+    let (fresh, errors, notes) = pipeline::snapshot(&cfg, as_of, since);
+    let fetched: usize = fresh.iter().map(|s| s.timestamps.len()).sum();
+    let series = merge_snapshot(existing, fresh);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -313,12 +327,37 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
     let points: usize = series.iter().map(|s| s.timestamps.len()).sum();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "headroom: pulled {} resources, {points} points in {secs:.1} s ({:.0} points/s) into {}",
+        "headroom: pulled {} resources, {fetched} points fetched in {secs:.1} s ({:.0} points/s); {} holds {points} points",
         series.len(),
-        points as f64 / secs.max(1e-9),
+        fetched as f64 / secs.max(1e-9),
         args.out.display()
     );
     Ok(if errors.is_empty() { Status::Ok } else { Status::Error })
+}
+
+/// Appends freshly pulled points after each existing series' last timestamp; series only in
+/// one of the two are kept as they are. Order: existing series first, then new ones.
+fn merge_snapshot(existing: Vec<RawSeries>, fresh: Vec<RawSeries>) -> Vec<RawSeries> {
+    let mut out = existing;
+    let mut index: BTreeMap<String, usize> = out.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    for s in fresh {
+        match index.get(&s.name) {
+            Some(&i) => {
+                let last = out[i].timestamps.iter().max().copied().unwrap_or(i64::MIN);
+                for (t, v) in s.timestamps.into_iter().zip(s.values) {
+                    if t > last {
+                        out[i].timestamps.push(t);
+                        out[i].values.push(v);
+                    }
+                }
+            }
+            None => {
+                index.insert(s.name.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// `headroom check`: the config is valid, and each resource entry's source answers (files
@@ -346,7 +385,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Status> {
         if entry.query.is_some() {
             one.resources[0].settings.history = entry.settings.step.unwrap_or(3600).max(3600);
         }
-        let (series, errors, _) = pipeline::snapshot(&one, as_of);
+        let (series, errors, _) = pipeline::snapshot(&one, as_of, None);
         for e in &errors {
             eprintln!("error: {what}: {e}");
         }

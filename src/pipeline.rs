@@ -171,7 +171,7 @@ pub enum Progress {
 pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + Sync)) -> RunResult {
     let mut errors = vec![];
     let mut notes = vec![];
-    let pulled = pull_all(config, as_of);
+    let pulled = pull_all(config, as_of, None);
     for p in pulled.values() {
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
@@ -232,11 +232,16 @@ fn with_server_thresholds(
 }
 
 /// Reads every source as `run` would and returns each resource's raw series (for `pull`),
-/// with the errors and notes of reading.
-pub fn snapshot(config: &Config, as_of: Option<i64>) -> (Vec<RawSeries>, Vec<RunError>, Vec<String>) {
+/// with the errors and notes of reading. With `since`, servers are asked only for steps after
+/// it (to extend a snapshot); files are read whole.
+pub fn snapshot(
+    config: &Config,
+    as_of: Option<i64>,
+    since: Option<i64>,
+) -> (Vec<RawSeries>, Vec<RunError>, Vec<String>) {
     let mut errors = vec![];
     let mut notes = vec![];
-    let pulled = pull_all(config, as_of);
+    let pulled = pull_all(config, as_of, since);
     for p in pulled.values() {
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
@@ -277,7 +282,7 @@ fn pull_key(i: usize, config: &Config, entry: &ResourceEntry) -> PullKey {
 
 /// Reads every source. Prometheus queries cover `history` up to `as_of` (or now), on the
 /// step grid.
-fn pull_all(config: &Config, as_of: Option<i64>) -> BTreeMap<PullKey, Pulled> {
+fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>) -> BTreeMap<PullKey, Pulled> {
     let mut clients: BTreeMap<&str, Result<Prometheus, SourceError>> = BTreeMap::new();
     let mut pulled = BTreeMap::new();
     for (i, entry) in config.resources.iter().enumerate() {
@@ -307,7 +312,11 @@ fn pull_all(config: &Config, as_of: Option<i64>) -> BTreeMap<PullKey, Pulled> {
                         let step = entry.settings.step.unwrap_or(3600);
                         let now = as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
                         let end = now.div_euclid(step) * step;
-                        let start = end - (entry.settings.history / step) * step;
+                        let mut start = end - (entry.settings.history / step) * step;
+                        if let Some(t) = since {
+                            // Only the tail after `since`, on the same step grid.
+                            start = start.max(start + (t - start).div_euclid(step) * step + step);
+                        }
                         let query = entry.query.as_deref().unwrap_or_default();
                         let window = (start, end, step);
                         prometheus::pull(

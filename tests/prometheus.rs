@@ -436,6 +436,32 @@ fn pull_freezes_a_snapshot_that_runs_offline_and_check_reaches_sources() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("pulled 4 resources"));
+
+    // A snapshot pulled a month earlier, then extended: the same file as one pull, with only
+    // the missing month fetched the second time.
+    let pull = |as_of: &str, out: &Path| {
+        let o = Command::cargo_bin("headroom")
+            .unwrap()
+            .args(["pull", "--as-of", as_of, "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let grown = dir.path().join("grown.parquet");
+    pull("2026-10-01T00:00:00Z", &grown);
+    let second = pull("2026-11-01T00:00:00Z", &grown);
+    let fetched: usize = second.split(" points fetched").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    // October has 31 days: at most 4 series x 744 hours are new.
+    assert!(fetched > 0 && fetched <= 4 * 31 * 24, "only the tail is fetched: {second}");
+    let grown_config =
+        format!("{DEFAULTS}[sources.s]\nkind = \"files\"\npath = \"grown.parquet\"\n[[resources]]\nsource = \"s\"\n");
+    let grown_run = run(dir.path(), &grown_config, &[]);
+    let once_run = run(dir.path(), &server_config(&prom.url, ""), &[]);
+    same_forecasts(&once_run.json, &grown_run.json);
     let offline = run(
         dir.path(),
         &format!("{DEFAULTS}[sources.s]\nkind = \"files\"\npath = \"snap/*.parquet\"\n[[resources]]\nsource = \"s\"\n"),
