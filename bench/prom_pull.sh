@@ -33,5 +33,6 @@ name = "{instance}"
 TOML
 for i in 1 2 3; do /usr/bin/time -f "curl, sequential chunks: %e s" bash "$here/prom_curl.sh"; done
 for i in 1 2 3; do
+  rm -f snap.parquet
   /usr/bin/time -f "headroom pull: %e s wall, %M KB peak RSS" "$bin" pull --config pull.toml --out snap.parquet --as-of 2026-11-01T00:00:00Z 2>&1 | grep -v '^note'
 done

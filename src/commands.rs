@@ -310,6 +310,7 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
     };
     let since = existing.iter().filter_map(|s| s.timestamps.iter().max().copied()).min();
     let (fresh, errors, notes) = pipeline::snapshot(&cfg, as_of, since);
+    let fetch_secs = started.elapsed().as_secs_f64();
     let fetched: usize = fresh.iter().map(|s| s.timestamps.len()).sum();
     let series = merge_snapshot(existing, fresh);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -327,9 +328,10 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
     let points: usize = series.iter().map(|s| s.timestamps.len()).sum();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "headroom: pulled {} resources, {fetched} points fetched in {secs:.1} s ({:.0} points/s); {} holds {points} points",
+        "headroom: pulled {} resources, {fetched} points fetched in {fetch_secs:.2} s ({:.0} points/s), written in {:.2} s; {} holds {points} points",
         series.len(),
-        fetched as f64 / secs.max(1e-9),
+        fetched as f64 / fetch_secs.max(1e-9),
+        secs - fetch_secs,
         args.out.display()
     );
     Ok(if errors.is_empty() { Status::Ok } else { Status::Error })

@@ -319,14 +319,13 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>) -> BTreeMap
                         }
                         let query = entry.query.as_deref().unwrap_or_default();
                         let window = (start, end, step);
-                        prometheus::pull(
-                            c,
-                            query,
-                            entry.name.as_deref(),
-                            window,
-                            entry.settings.aggregate,
-                            &entry.thresholds_query,
-                        )
+                        if start > end {
+                            // A snapshot already up to date: nothing to fetch.
+                            Pulled::default()
+                        } else {
+                            let (agg, tq) = (entry.settings.aggregate, &entry.thresholds_query);
+                            prometheus::pull(c, query, entry.name.as_deref(), window, agg, tq)
+                        }
                     }
                     Err(e) => Pulled {
                         errors: vec![SourceError { resource: entry.name.clone(), ..e.clone() }],

@@ -457,6 +457,8 @@ fn pull_freezes_a_snapshot_that_runs_offline_and_check_reaches_sources() {
     let fetched: usize = second.split(" points fetched").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     // October has 31 days: at most 4 series x 744 hours are new.
     assert!(fetched > 0 && fetched <= 4 * 31 * 24, "only the tail is fetched: {second}");
+    let third = pull("2026-11-01T00:00:00Z", &grown);
+    assert!(third.contains(" 0 points fetched"), "up to date: nothing to fetch: {third}");
     let grown_config =
         format!("{DEFAULTS}[sources.s]\nkind = \"files\"\npath = \"grown.parquet\"\n[[resources]]\nsource = \"s\"\n");
     let grown_run = run(dir.path(), &grown_config, &[]);
