@@ -514,3 +514,120 @@ fn thresholds_from_the_server_matched_by_labels() {
     // No threshold series for memory: the defaults stay.
     assert_eq!(thresholds("web/memory"), t(&[("soft", 0.6), ("hard", 0.9)]));
 }
+
+/// A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI.
+fn certificates(dir: &Path) -> Option<()> {
+    let openssl = tool("openssl")?;
+    let run = |args: &[&str]| {
+        let o = Proc::new(&openssl).current_dir(dir).args(args).output().unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=headroom test CA",
+    ]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(
+        dir.join("srv.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "srv.ext",
+    ]);
+    Some(())
+}
+
+#[test]
+fn tls_with_a_custom_ca_and_without_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    if certificates(dir.path()).is_none() {
+        return;
+    }
+    let Some(openssl) = tool("openssl") else { return };
+    let port = free_port();
+    // An HTTPS server that answers any request with an HTML status page (not the API).
+    let mut server = Server {
+        child: Proc::new(openssl)
+            .current_dir(dir.path())
+            .args(["s_server", "-quiet", "-www", "-cert", "srv.pem", "-key", "srv.key", "-accept", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        url: format!("https://127.0.0.1:{port}"),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ca = dir.path().join("ca.pem").display().to_string();
+    // Trusted through ca_file: TLS works, and the non-API answer is reported as such.
+    let r = fault_run(&server.url, &format!("retries = 0\nca_file = \"{ca}\"\n"), &[]);
+    one_error_naming(&r, "not a Prometheus API answer");
+    // Unknown CA: refused at the TLS layer.
+    let r = fault_run(&server.url, "retries = 0\n", &[]);
+    assert_eq!(r.code, 2);
+    assert!(!r.stderr.contains("not a Prometheus API answer"), "an untrusted certificate was accepted: {}", r.stderr);
+    // Verification off only when asked.
+    let r = fault_run(&server.url, "retries = 0\ninsecure_skip_verify = true\n", &[]);
+    one_error_naming(&r, "not a Prometheus API answer");
+    let _ = server.child.kill();
+}
+
+#[test]
+fn a_server_that_dies_mid_answer() {
+    // Promises a long body, sends a few bytes, then closes: one clear line, no panic.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"status\":\"succ"
+            );
+            let _ = conn.flush();
+        }
+    });
+    let r = fault_run(&url, "retries = 1\n", &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(
+        errors[0].contains("resource remote")
+            && errors[0].contains("was cut off")
+            && errors[0].contains("after 2 attempts"),
+        "{}",
+        errors[0]
+    );
+    assert!(!r.stderr.contains("panicked"));
+}

@@ -172,16 +172,21 @@ impl Prometheus {
             let retryable = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
-                    let body = resp.text().unwrap_or_default();
-                    if status.is_success() {
-                        return parse_matrix(&body).map_err(fail);
+                    match resp.text() {
+                        // A transport failure in the middle of the answer: retried.
+                        Err(e) => format!("the answer from {} was cut off ({})", self.shown, e.without_url()),
+                        Ok(body) => {
+                            if status.is_success() {
+                                return parse_matrix(&body).map_err(fail);
+                            }
+                            let what = server_error(&body).unwrap_or_else(|| clip(body.trim()));
+                            let msg = format!("HTTP {} from {}: {what}", status.as_u16(), self.shown);
+                            if !status.is_server_error() {
+                                return Err(fail(msg));
+                            }
+                            msg
+                        }
                     }
-                    let what = server_error(&body).unwrap_or_else(|| clip(body.trim()));
-                    let msg = format!("HTTP {} from {}: {what}", status.as_u16(), self.shown);
-                    if !status.is_server_error() {
-                        return Err(fail(msg));
-                    }
-                    msg
                 }
                 Err(e) if e.is_timeout() => format!("no answer from {} within the timeout", self.shown),
                 Err(e) if e.is_connect() => format!("cannot connect to {}", self.shown),
