@@ -316,10 +316,22 @@ fn query_errors_fail_their_resources_only() {
 /// A stub HTTP server: answers every request with `status` and `body`, counting requests;
 /// `hang` accepts and never answers.
 fn stub(status: u16, body: &'static str, hang: bool) -> (String, Arc<AtomicUsize>) {
+    let (url, count, _) = recording_stub(status, body, hang);
+    (url, count)
+}
+
+/// Like `stub`, also keeping the request head (request line and headers) of each request.
+fn recording_stub(
+    status: u16,
+    body: &'static str,
+    hang: bool,
+) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
+    let heads = Arc::new(std::sync::Mutex::new(String::new()));
+    let record = heads.clone();
     std::thread::spawn(move || {
         let mut held: Vec<TcpStream> = vec![];
         for conn in listener.incoming().flatten() {
@@ -335,6 +347,9 @@ fn stub(status: u16, body: &'static str, hang: bool) -> (String, Arc<AtomicUsize
                 if line == "\r\n" {
                     break;
                 }
+                if let Ok(mut h) = record.lock() {
+                    h.push_str(&line);
+                }
                 line.clear();
             }
             let _ = write!(
@@ -348,7 +363,7 @@ fn stub(status: u16, body: &'static str, hang: bool) -> (String, Arc<AtomicUsize
             let _ = conn.read_to_end(&mut rest);
         }
     });
-    (url, count)
+    (url, count, heads)
 }
 
 fn fault_run(url: &str, extra: &str, envs: &[(&str, &str)]) -> Run {
@@ -402,17 +417,27 @@ fn server_down_timeout_and_error_statuses() {
     assert!(r.stderr.contains("timeout: query timed out"), "{}", r.stderr);
     assert_eq!(count.load(Ordering::SeqCst), 3, "503 is retried");
 
-    // A wrong token: 401, not retried, and the token never shown.
-    let (url, count) = stub(401, r#"{"status":"error","errorType":"unauthorized","error":"bad token"}"#, false);
-    let r = fault_run(
-        &url,
-        "retries = 3\nbearer_token_env = \"HR_TEST_TOKEN\"\nbasic_auth = { user = \"u\", password_env = \"HR_TEST_PW\" }\n",
-        &[("HR_TEST_TOKEN", "s3cr3t-token-value"), ("HR_TEST_PW", "hunter2-pw")],
-    );
+    // A wrong token: 401, not retried, and the token never shown; the token and the tenant
+    // header did reach the server.
+    let (url, count, heads) =
+        recording_stub(401, r#"{"status":"error","errorType":"unauthorized","error":"bad token"}"#, false);
+    let extra = "retries = 3\nbearer_token_env = \"HR_TEST_TOKEN\"\nheaders = { \"X-Scope-OrgID\" = \"ops\" }\n";
+    let r = fault_run(&url, extra, &[("HR_TEST_TOKEN", "s3cr3t-token-value")]);
     one_error_naming(&r, "HTTP 401");
     assert_eq!(count.load(Ordering::SeqCst), 1, "4xx is not retried");
-    let everything = format!("{}{}", r.stderr, r.json);
-    assert!(!everything.contains("s3cr3t") && !everything.contains("hunter2"), "a secret leaked");
+    let head = heads.lock().unwrap().to_ascii_lowercase();
+    assert!(head.contains("authorization: bearer s3cr3t-token-value") && head.contains("x-scope-orgid: ops"), "{head}");
+    assert!(head.contains("get /api/v1/query_range?query=max%28saturation_ratio%29"), "{head}");
+    assert!(!format!("{}{}", r.stderr, r.json).contains("s3cr3t"), "a secret leaked");
+    // Basic auth reaches the server as the standard header, and stays out of every output.
+    let (url, _, heads) = recording_stub(401, r#"{"status":"error","errorType":"unauthorized","error":"no"}"#, false);
+    let r = fault_run(
+        &url,
+        "basic_auth = { user = \"planner\", password_env = \"HR_TEST_PW\" }\n",
+        &[("HR_TEST_PW", "hunter2-pw")],
+    );
+    assert!(heads.lock().unwrap().contains("Basic cGxhbm5lcjpodW50ZXIyLXB3"), "basic auth header");
+    assert!(!format!("{}{}", r.stderr, r.json).contains("hunter2"), "a secret leaked");
 
     // A token variable that is not set is a clear error, naming the variable only.
     let r = fault_run(&url, "bearer_token_env = \"HR_TEST_UNSET_TOKEN\"\n", &[]);
