@@ -10,20 +10,15 @@ use std::time::Instant;
 
 use headroom::breach;
 use headroom::model::select;
+use headroom::stats::SplitMix64;
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100);
     let hours = 365 * 24;
     let horizon = 90 * 24;
     let mut times = Vec::with_capacity(n);
-    let mut seed = 42u64;
-    let mut uniform = move || {
-        seed = seed.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = SplitMix64(42);
+    let mut uniform = move || rng.uniform();
     for _ in 0..n {
         let (base, growth, daily, weekly, noise) = (
             0.2 + 0.3 * uniform(),

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::model::{ErrorPaths, Forecast};
-use crate::stats::{central_z, normal_cdf};
+use crate::stats::{SplitMix64, central_z, normal_cdf};
 
 /// One threshold's analysis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,7 +157,7 @@ fn gaussian_probability(threshold: f64, f: &Forecast, level: f64, correlation: f
         })
         .fold(0.0, f64::max);
     let rho = correlation.clamp(0.0, 0.999);
-    let mut rng = SplitMix(0x05EE_D0FB_EAC4);
+    let mut rng = SplitMix64(0x05EE_D0FB_EAC4);
     let mut crossed = 0usize;
     for _ in 0..PATHS {
         let mut e = rng.normal();
@@ -178,26 +178,6 @@ fn gaussian_probability(threshold: f64, f: &Forecast, level: f64, correlation: f
         }
     }
     (crossed as f64 / PATHS as f64).max(marginal)
-}
-
-/// A tiny deterministic generator (splitmix64 + Box–Muller): the same inputs always give the
-/// same probability.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 }
 
 /// Days from `as_of` to `at` (fractional; never negative).

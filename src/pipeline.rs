@@ -99,6 +99,16 @@ impl ResourceForecast {
         (f, breaches)
     }
 
+    /// How a scenario moves a threshold's earliest crossing against the baseline.
+    pub fn shift(&self, scenario_breach: &Breach) -> Shift {
+        let base = self.breach(&scenario_breach.name).and_then(|b| self.earliest_at(b));
+        match (Breach::at(scenario_breach.earliest_step, self.forecast_start, self.step()), base) {
+            (Some(s), Some(t)) => Shift::Days((s - t) as f64 / 86_400.0),
+            (None, Some(_)) => Shift::BeyondHorizon,
+            _ => Shift::Unknown,
+        }
+    }
+
     /// The capacity factor that keeps the upper bound at or below the highest threshold
     /// (`hard`) through the horizon; None when it already does.
     pub fn capacity_needed(&self) -> Option<f64> {
@@ -110,6 +120,27 @@ impl ResourceForecast {
     /// The last date to act: earliest crossing minus the lead time.
     pub fn act_by(&self, b: &Breach) -> Option<i64> {
         self.earliest_at(b).map(|t| t - self.settings.lead_time)
+    }
+}
+
+/// A scenario's earliest crossing against the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shift {
+    /// Days later (positive) or earlier (negative).
+    Days(f64),
+    /// The baseline crosses; the scenario does not within the horizon.
+    BeyondHorizon,
+    /// The baseline does not cross (nothing to compare with).
+    Unknown,
+}
+
+impl std::fmt::Display for Shift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shift::Days(d) => write!(f, "{d:+.1}"),
+            Shift::BeyondHorizon => write!(f, "beyond the horizon"),
+            Shift::Unknown => write!(f, "–"),
+        }
     }
 }
 

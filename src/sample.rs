@@ -8,33 +8,11 @@ use std::path::Path;
 
 use crate::source::RawSeries;
 use crate::source::file::write_long_parquet;
+use crate::stats::SplitMix64;
 
 /// The sample's last timestamp: 2026-11-01T00:00:00Z.
 pub const END: i64 = 1_793_491_200;
 const HOURS: i64 = 365 * 24;
-
-/// splitmix64: a tiny, well-known generator, so the sample needs no RNG crate and never
-/// changes between versions.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-12);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
-    }
-}
 
 /// Hour index -> shape helpers. `i` runs 0..HOURS; day = i / 24.
 fn daily(i: i64, peak_hour: f64) -> f64 {
@@ -52,7 +30,7 @@ fn weekday(i: i64, weekend: f64) -> f64 {
 struct Spec {
     name: &'static str,
     seed: u64,
-    shape: fn(i64, &mut Rng) -> f64,
+    shape: fn(i64, &mut SplitMix64) -> f64,
 }
 
 const SPECS: &[Spec] = &[
@@ -219,13 +197,13 @@ const SPECS: &[Spec] = &[
 /// The single-series CSV file's resource (named by its file stem).
 const CSV_NAME: &str = "billing-db_connections";
 
-fn csv_shape(i: i64, r: &mut Rng) -> f64 {
+fn csv_shape(i: i64, r: &mut SplitMix64) -> f64 {
     let d = i as f64 / 24.0;
     0.35 + 0.0007 * d + 0.10 * daily(i, 10.0) * weekday(i, 0.5) + 0.02 * r.normal()
 }
 
-fn generate(seed: u64, shape: fn(i64, &mut Rng) -> f64) -> (Vec<i64>, Vec<f64>) {
-    let mut rng = Rng(seed);
+fn generate(seed: u64, shape: fn(i64, &mut SplitMix64) -> f64) -> (Vec<i64>, Vec<f64>) {
+    let mut rng = SplitMix64(seed);
     let mut ts = vec![];
     let mut vs = vec![];
     for i in 0..HOURS {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc};
+use super::{Exporter, Report, escape_xml as esc, fmt_value, opt_day};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::ResourceForecast;
 use crate::time::{day, format_duration, rfc3339};
@@ -94,7 +94,7 @@ impl Exporter for Page {
                 esc(&r.name),
                 status_rank(r, as_of),
                 status_badge(r, as_of),
-                value(r.last_value),
+                fmt_value(r.last_value),
                 headroom.map_or("Infinity".into(), |d| format!("{d:.3}")),
                 headroom.map_or("&gt; horizon".into(), |d| format!("{d:.1}")),
                 cross("soft"),
@@ -162,11 +162,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         for (name, _, breaches) in &r.scenarios {
             for b in breaches {
                 let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
-                let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
-                    (Some(s), Some(t)) => format!("{:+.1}", (s - t) as f64 / 86_400.0),
-                    (None, Some(_)) => "beyond the horizon".into(),
-                    _ => "–".into(),
-                };
+                let gained = r.shift(b);
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} %</td></tr>",
@@ -194,7 +190,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             format!("×{k:.2} to keep the upper bound below {}{by}", r.breaches.last().map_or(0.0, |b| b.threshold)),
         );
     }
-    fact("Last value", format!("{} at {}", value(r.last_value), rfc3339(r.history.end())));
+    fact("Last value", format!("{} at {}", fmt_value(r.last_value), rfc3339(r.history.end())));
     fact("Model", esc(&r.model));
     fact(
         "Backtest",
@@ -311,20 +307,6 @@ fn status_badge(r: &ResourceForecast, as_of: i64) -> String {
             format!("<span class=\"status {class}\">{} {when}</span>", esc(&b.name.to_uppercase()))
         }
         None => "<span class=\"status status-ok\">OK</span>".into(),
-    }
-}
-
-fn opt_day(t: Option<i64>) -> String {
-    t.map_or("–".into(), day)
-}
-
-fn value(v: f64) -> String {
-    if !v.is_finite() {
-        "–".into()
-    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.3}")
     }
 }
 

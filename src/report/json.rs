@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{Exporter, Report};
 use crate::breach::{Breach, days_between};
 use crate::model::Forecast;
-use crate::pipeline::ResourceForecast;
+use crate::pipeline::{ResourceForecast, Shift};
 use crate::time::{format_duration, rfc3339};
 
 /// Bumped on any incompatible change to `forecasts.json`.
@@ -95,10 +95,9 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
         "scenarios": r.scenarios.iter().map(|(name, _, breaches)| json!({
             "name": name,
             "breaches": breaches.iter().map(|b| {
-                let base = r.breach(&b.name);
                 let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
-                let gained = match (at(b.earliest_step), base.and_then(|x| r.earliest_at(x))) {
-                    (Some(s), Some(t)) => Some(round((s - t) as f64 / 86_400.0, 2)),
+                let gained = match r.shift(b) {
+                    Shift::Days(d) => Some(round(d, 2)),
                     _ => None,
                 };
                 json!({

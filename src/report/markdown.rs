@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report};
+use super::{Exporter, Report, fmt_value, opt_day};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::{ResourceForecast, RunResult};
 use crate::time::{day, rfc3339};
@@ -102,11 +102,7 @@ pub fn whatif_table(run: &RunResult) -> String {
         }
         for (name, _, breaches) in &r.scenarios {
             for b in breaches {
-                let gained = match (at(b.earliest_step), r.breach(&b.name).and_then(|x| r.earliest_at(x))) {
-                    (Some(a), Some(t)) => format!("{:+.1}", (a - t) as f64 / 86_400.0),
-                    (None, Some(_)) => "beyond the horizon".into(),
-                    _ => "–".into(),
-                };
+                let gained = r.shift(b);
                 let _ = write!(
                     s,
                     "\n| {} | {} | {} {} | {} / {} | {} | {:.0} % |",
@@ -132,20 +128,6 @@ fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
             format!("**{}** in {:.0} d", escape(&b.name), r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t)))
         }
         None => "ok".into(),
-    }
-}
-
-fn opt_day(t: Option<i64>) -> String {
-    t.map_or("–".into(), day)
-}
-
-fn fmt_value(v: f64) -> String {
-    if !v.is_finite() {
-        "–".into()
-    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.3}")
     }
 }
 

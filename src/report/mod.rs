@@ -143,6 +143,22 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
+/// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
+pub fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A date for tables, or a dash.
+pub fn opt_day(t: Option<i64>) -> String {
+    t.map_or("–".into(), crate::time::day)
+}
+
 /// Escapes text for HTML and XML content and attribute values, and drops the control
 /// characters XML 1.0 cannot carry (tab and newline are kept).
 pub fn escape_xml(s: &str) -> String {
