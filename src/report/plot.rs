@@ -289,8 +289,10 @@ fn draw<DB: DrawingBackend>(
 
     // What-if scenarios: their mean paths, dashed.
     let palette = [RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
-    for (k, (name, sf, _)) in r.scenarios.iter().enumerate() {
-        let color = palette[k % palette.len()];
+    for (name, sf, _) in &r.scenarios {
+        // Colour by name, so a scenario looks the same in every resource's plot.
+        let color =
+            palette[name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % palette.len()];
         for (j, run) in bins(|i| r.forecast_time(i), &sf.mean, &sf.mean, &sf.mean, width).iter().enumerate() {
             let s = chart.draw_series(DashedLineSeries::new(
                 run.iter().map(|b| (b.t, b.mean)).collect::<Vec<_>>(),
