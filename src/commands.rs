@@ -21,6 +21,17 @@ use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
 use crate::time::{parse_date, parse_duration, rfc3339};
 
+/// Prints a line on stdout. A reader that went away (`headroom check | head`) ends the
+/// program quietly instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// Exit status (DESIGN.md): error wins over breach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -200,7 +211,7 @@ fn clear_old_plots(dir: &Path) -> anyhow::Result<()> {
 /// `headroom forecast`: one series, JSON on stdout (CONTRACT.md).
 fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
     let r = forecast_one(args)?;
-    println!("{}", serde_json::to_string(&report::json::contract(&r))?);
+    out!("{}", serde_json::to_string(&report::json::contract(&r))?);
     Ok(Status::Ok)
 }
 
@@ -221,7 +232,7 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
     };
     let r = forecast_one(&args.series)?;
     let (f, b) = r.scenario(&scenario);
-    println!("{}", serde_json::to_string(&report::json::whatif(&r, &[(scenario.name.clone(), f, b)]))?);
+    out!("{}", serde_json::to_string(&report::json::whatif(&r, &[(scenario.name.clone(), f, b)]))?);
     Ok(Status::Ok)
 }
 
@@ -240,7 +251,7 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
     }
     let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
     let result = pipeline::run(&cfg, as_of, &|_| {});
-    println!("{}", report::markdown::whatif_table(&result));
+    out!("{}", report::markdown::whatif_table(&result));
     for e in &result.errors {
         eprintln!("error: {e}");
     }
@@ -367,7 +378,7 @@ fn merge_snapshot(existing: Vec<RawSeries>, fresh: Vec<RawSeries>) -> Vec<RawSer
 fn check(args: &CheckArgs) -> anyhow::Result<Status> {
     let cfg = config::load(&args.config)?;
     let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
-    println!(
+    out!(
         "config {}: {} sources, {} resource entries, {} scenarios",
         args.config.display(),
         cfg.sources.len(),
@@ -387,7 +398,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<Status> {
         if entry.query.is_some() {
             one.resources[0].settings.history = entry.settings.step.unwrap_or(3600).max(3600);
         }
-        let (series, errors, _) = pipeline::snapshot(&one, as_of, None);
+        let (mut series, errors, _) = pipeline::snapshot(&one, as_of, None);
+        if entry.exact_name().is_none() {
+            // As in `run`: series named by another entry of the same source are that entry's.
+            series.retain(|s| {
+                !cfg.resources.iter().any(|e| e.source == entry.source && e.exact_name() == Some(s.name.as_str()))
+            });
+        }
         for e in &errors {
             eprintln!("error: {what}: {e}");
         }
@@ -395,7 +412,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Status> {
         let mut names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
         let shown = names.len();
         names.truncate(5);
-        println!(
+        out!(
             "{what}: {shown} series{}{}",
             if shown > 0 { ": " } else { "" },
             names.join(", ") + if shown > 5 { ", ..." } else { "" }

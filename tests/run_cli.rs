@@ -255,3 +255,20 @@ fn whatif_over_the_sample_config() {
             .contains("no scenario named `x` (defined: bigger_disk, fast_growth, new_customer)")
     );
 }
+
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    // `headroom check | head -1` closes the pipe early: a quiet exit, not a panic.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("headroom"))
+        .args(["check", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
