@@ -94,6 +94,12 @@ impl SplitMix64 {
     }
 }
 
+/// Deterministic pseudo-noise in [-0.5, 0.5) indexed by `i`, for tests.
+#[cfg(test)]
+pub fn test_noise(i: usize) -> f64 {
+    SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5
+}
+
 /// Mean of the finite values, or None.
 pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
     let (s, n) = v.into_iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));

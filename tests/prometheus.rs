@@ -5,29 +5,22 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command as Proc, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use assert_cmd::Command;
+use common::tool;
 use serde_json::Value;
 
 /// The fixture ends here: 2026-11-01T00:00:00Z; a year of hourly samples before it.
 const END: i64 = 1_793_491_200;
 const HOURS: i64 = 365 * 24;
 const SERIES: [(&str, &str); 4] = [("web", "cpu"), ("web", "memory"), ("db", "disk"), ("api", "cpu")];
-
-fn tool(name: &str) -> Option<PathBuf> {
-    if std::env::var_os("HEADROOM_SKIP_TOOLS").is_some() {
-        return None;
-    }
-    let found =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
-    assert!(found.is_some(), "{name} not found: run `bash .ci/test` (it installs it) or set HEADROOM_SKIP_TOOLS=1");
-    found
-}
 
 /// Value of series `k` at hour `i`; None = no sample (a gap), NaN = a NaN sample.
 fn value(k: usize, i: i64) -> Option<f64> {

@@ -6,20 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
 
+mod common;
+
 use assert_cmd::Command;
+use common::tool;
 
 const HOSTILE: [&str; 3] =
     ["<script>document.title='pwned'</script>", "<img src=x onerror=alert(1)>", "quote\"back\\slash & 'apos'"];
-
-fn tool(name: &str) -> Option<PathBuf> {
-    if std::env::var_os("HEADROOM_SKIP_TOOLS").is_some() {
-        return None;
-    }
-    let found =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()));
-    assert!(found.is_some(), "{name} not found: run `bash .ci/test` (it installs it) or set HEADROOM_SKIP_TOOLS=1");
-    found
-}
 
 /// A fleet whose resource names try to break every output format; returns the output dir.
 fn hostile_run(dir: &Path) -> PathBuf {

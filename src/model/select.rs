@@ -406,12 +406,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn noise(i: usize) -> f64 {
-        let mut z = (i as u64).wrapping_add(1).wrapping_mul(0x9E3779B97F4A7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
+    use crate::stats::test_noise as noise;
 
     #[test]
     fn a_clean_trend_is_forecast_well_and_a_season_kept() {

@@ -314,15 +314,10 @@ fn status_badge(r: &ResourceForecast, as_of: i64) -> String {
 mod tests {
     use super::*;
     use crate::report::testdata;
-    use std::collections::BTreeMap;
 
     #[test]
     fn hostile_names_are_escaped() {
-        let run = testdata::run();
-        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
-        let meta = testdata::meta();
-        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
-        let page = String::from_utf8(Page.render(&report).unwrap()).unwrap();
+        let page = testdata::render(&Page, false);
         assert!(!page.contains("<script>alert"), "raw script from a name");
         assert!(page.contains("web &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;cpu&quot;"));
         assert_eq!(page.matches("<script>").count(), 1, "only our own script");

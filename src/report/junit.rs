@@ -119,16 +119,10 @@ fn hard_alert(r: &ResourceForecast, as_of: i64) -> Option<String> {
 mod tests {
     use super::*;
     use crate::report::testdata;
-    use std::collections::BTreeMap;
 
     #[test]
     fn snapshot() {
-        let run = testdata::run();
-        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
-        let plots: BTreeMap<String, String> = run.resources.iter().map(|r| (r.name.clone(), String::new())).collect();
-        let meta = testdata::meta();
-        let report = Report { run: &run, slugs: &slugs, plots: &plots, meta: &meta };
-        let xml = String::from_utf8(Junit.render(&report).unwrap()).unwrap();
+        let xml = testdata::render(&Junit, true);
         assert!(!xml.contains("<script>"), "names are escaped");
         assert!(!xml.contains('\u{1}'), "control characters are dropped");
         insta::assert_snapshot!(xml);

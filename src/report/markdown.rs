@@ -152,14 +152,9 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::report::testdata;
-    use std::collections::BTreeMap;
 
     #[test]
     fn snapshot() {
-        let run = testdata::run();
-        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
-        let meta = testdata::meta();
-        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
-        insta::assert_snapshot!(String::from_utf8(Summary.render(&report).unwrap()).unwrap());
+        insta::assert_snapshot!(testdata::render(&Summary, false));
     }
 }

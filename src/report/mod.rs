@@ -231,6 +231,17 @@ pub(crate) mod testdata {
         }
     }
 
+    /// Renders one exporter's file for the test run; `plotted`: every resource has a plot.
+    pub fn render(exporter: &dyn Exporter, plotted: bool) -> String {
+        let run = run();
+        let slugs = slugs(run.resources.iter().map(|r| r.name.as_str()));
+        let plots: BTreeMap<String, String> =
+            run.resources.iter().filter(|_| plotted).map(|r| (r.name.clone(), String::new())).collect();
+        let meta = meta();
+        let report = Report { run: &run, slugs: &slugs, plots: &plots, meta: &meta };
+        String::from_utf8(exporter.render(&report).unwrap()).unwrap()
+    }
+
     pub fn meta() -> RunMeta {
         RunMeta {
             generated_at: "2026-01-15T00:00:00Z".into(),

@@ -143,15 +143,10 @@ fn label(v: &str) -> String {
 mod tests {
     use super::*;
     use crate::report::testdata;
-    use std::collections::BTreeMap;
 
     #[test]
     fn well_formed() {
-        let run = testdata::run();
-        let slugs = crate::report::slugs(run.resources.iter().map(|r| r.name.as_str()));
-        let meta = testdata::meta();
-        let report = Report { run: &run, slugs: &slugs, plots: &BTreeMap::new(), meta: &meta };
-        let text = String::from_utf8(Textfile.render(&report).unwrap()).unwrap();
+        let text = testdata::render(&Textfile, false);
         assert!(text.ends_with('\n'));
         assert!(text.contains("resource=\"web <script>alert(1)</script> & \\\"cpu\\\"\""), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
