@@ -11,6 +11,7 @@ use crate::model::select::check_family;
 use crate::scenario::{Amount, Scenario};
 use crate::series::Aggregate;
 use crate::time::{parse_date, parse_duration, parse_duration_allow_zero};
+use crate::units::{Quantity, parse_quantity};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -35,8 +36,24 @@ pub struct ThresholdQueries {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
-    pub soft: Option<f64>,
-    pub hard: Option<f64>,
+    pub soft: Option<ThresholdValue>,
+    pub hard: Option<ThresholdValue>,
+}
+
+impl Thresholds {
+    fn named(&self) -> impl Iterator<Item = (&'static str, &ThresholdValue)> {
+        [("soft", self.soft.as_ref()), ("hard", self.hard.as_ref())].into_iter().filter_map(|(n, v)| v.map(|v| (n, v)))
+    }
+}
+
+/// A threshold: a number on the forecast's scale (a fraction of `capacity` when the resource
+/// has one), or a quantity in the resource's unit (`"450 TB"`, `"420GiB"`, `"16 cores"`) or a
+/// percentage of capacity (`"85%"`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdValue {
+    Number(f64),
+    Quantity(String),
 }
 
 /// Declares a config table that carries the per-resource settings keys (shared by
@@ -185,6 +202,12 @@ with_setting_keys! {
         pub events: Vec<Event>,
         #[serde(default)]
         pub ignore: Vec<Window>,
+        /// The series' unit (`bytes`, `cores`, `connections`): reports show values in it.
+        pub unit: Option<String>,
+        /// What the resource holds, in `unit`: thresholds are then fractions of it.
+        pub capacity: Option<f64>,
+        /// PromQL for the capacity (latest value, matched to each series by labels).
+        pub capacity_query: Option<String>,
     }
 }
 
@@ -249,14 +272,18 @@ pub struct Config {
     pub fail_on: FailOn,
 }
 
+/// The name under which `capacity_query`'s value travels beside the thresholds' values.
+pub const CAPACITY: &str = "capacity";
+
 /// One `[[resources]]` entry with its settings resolved against `[defaults]`.
 #[derive(Debug, Clone)]
 pub struct ResourceEntry {
     pub source: String,
     pub name: Option<String>,
     pub query: Option<String>,
-    /// (threshold name, PromQL) read from the server.
-    pub thresholds_query: Vec<(String, String)>,
+    /// Values read from the server: (threshold name or [`CAPACITY`], PromQL), the latest value
+    /// of each matched to the resource's series by labels.
+    pub server_queries: Vec<(String, String)>,
     /// Threshold names the entry sets itself (they win over `thresholds_query`).
     pub explicit_thresholds: Vec<String>,
     pub settings: ResourceSettings,
@@ -289,6 +316,13 @@ pub struct ResourceSettings {
     pub lead_time: i64,
     pub events: Vec<(i64, EventKind, String)>,
     pub ignore: Vec<(i64, i64)>,
+    /// The series' unit, for reports.
+    pub unit: Option<String>,
+    /// The resource's capacity in `unit`: the series is forecast as a fraction of it.
+    pub capacity: Option<f64>,
+    /// Thresholds given as quantities (`"450 TB"`), put on the forecast's scale by
+    /// [`ResourceSettings::resolve_quantities`] once the capacity is known.
+    pub quantities: Vec<(String, String)>,
 }
 
 impl Default for ResourceSettings {
@@ -306,6 +340,9 @@ impl Default for ResourceSettings {
             lead_time: 0,
             events: vec![],
             ignore: vec![],
+            unit: None,
+            capacity: None,
+            quantities: vec![],
         }
     }
 }
@@ -336,11 +373,13 @@ impl ResourceSettings {
             self.bounded = v;
         }
         if let Some(t) = d.thresholds {
-            for (name, value) in [("soft", t.soft), ("hard", t.hard)] {
-                if let Some(v) = value {
-                    match self.thresholds.iter_mut().find(|(n, _)| n == name) {
-                        Some(slot) => slot.1 = v,
-                        None => self.thresholds.push((name.into(), v)),
+            for (name, value) in t.named() {
+                self.quantities.retain(|(n, _)| n != name);
+                match value {
+                    ThresholdValue::Number(v) => self.set_threshold(name, *v),
+                    ThresholdValue::Quantity(q) => {
+                        self.thresholds.retain(|(n, _)| n != name);
+                        self.quantities.push((name.to_string(), q.clone()));
                     }
                 }
             }
@@ -352,6 +391,26 @@ impl ResourceSettings {
             self.lead_time = parse_duration_allow_zero(v).map_err(|e| format!("lead_time: {e}"))?;
         }
         Ok(())
+    }
+
+    pub fn set_threshold(&mut self, name: &str, v: f64) {
+        match self.thresholds.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = v,
+            None => self.thresholds.push((name.into(), v)),
+        }
+    }
+
+    /// Puts thresholds given as quantities on the forecast's scale (divided by the capacity,
+    /// when there is one), then checks the result.
+    pub fn resolve_quantities(&mut self) -> Result<(), String> {
+        for (name, text) in std::mem::take(&mut self.quantities) {
+            let v = match parse_quantity(&text, self.unit.as_deref()).map_err(|e| format!("threshold {name}: {e}"))? {
+                Quantity::Fraction(f) => f,
+                Quantity::Units(u) => self.capacity.map_or(u, |c| u / c),
+            };
+            self.set_threshold(&name, v);
+        }
+        self.validate()
     }
 
     /// Checks values that parse but make no sense.
@@ -411,9 +470,17 @@ impl ScenarioConfig {
         };
         let growth_from =
             self.growth_from.as_deref().map(parse_date).transpose().map_err(|e| format!("growth_from: {e}"))?;
-        let thresholds = self.thresholds.as_ref().map_or(vec![], |t| {
-            [("soft", t.soft), ("hard", t.hard)].iter().filter_map(|(n, v)| v.map(|v| (n.to_string(), v))).collect()
-        });
+        let mut thresholds = vec![];
+        for (n, v) in self.thresholds.iter().flat_map(Thresholds::named) {
+            match v {
+                ThresholdValue::Number(v) => thresholds.push((n.to_string(), *v)),
+                ThresholdValue::Quantity(q) => {
+                    return Err(format!(
+                        "thresholds.{n} = \"{q}\": a scenario's thresholds are numbers on each resource's forecast scale (a fraction of capacity where one is set)"
+                    ));
+                }
+            }
+        }
         if self.growth.is_none()
             && add.is_none()
             && capacity.is_none()
@@ -518,6 +585,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
         let mut s = base_settings.clone();
         s.apply(r.keys()).map_err(|e| err(format!("{at}: {e}")))?;
+        s.unit = r.unit.clone();
+        s.capacity = r.capacity;
+        match (r.capacity, &r.capacity_query, source) {
+            (Some(_), Some(_), _) => {
+                return Err(err(format!("{at}: set `capacity` or `capacity_query`, not both")));
+            }
+            (Some(c), _, _) if !(c > 0.0 && c.is_finite()) => {
+                return Err(err(format!("{at}: capacity = {c} must be a positive number (in `unit`)")));
+            }
+            (_, Some(_), SourceConfig::Files { .. }) => {
+                return Err(err(format!(
+                    "{at}: `capacity_query` is for Prometheus sources; `{}` reads files (set `capacity`)",
+                    r.source
+                )));
+            }
+            _ => {}
+        }
         for e in &r.events {
             let t = parse_date(&e.at).map_err(|m| err(format!("{at}: events: {m}")))?;
             s.events.push((t, e.kind, e.note.clone().unwrap_or_default()));
@@ -530,24 +614,28 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }
             s.ignore.push((from, to));
         }
+        // Quantities are checked now, and resolved now unless the capacity comes from a server.
+        for (name, q) in &s.quantities {
+            parse_quantity(q, s.unit.as_deref()).map_err(|e| err(format!("{at}: threshold {name}: {e}")))?;
+        }
+        if r.capacity_query.is_none() {
+            s.resolve_quantities().map_err(|e| err(format!("{at}: {e}")))?;
+        }
         s.validate().map_err(|e| err(format!("{at}: {e}")))?;
         let tq = r.thresholds_query.clone().unwrap_or_default();
-        let thresholds_query = [("soft", tq.soft), ("hard", tq.hard)]
+        let mut server_queries: Vec<(String, String)> = [("soft", tq.soft), ("hard", tq.hard)]
             .into_iter()
             .filter_map(|(n, q)| q.map(|q| (n.to_string(), q)))
             .collect();
-        let explicit_thresholds = r.thresholds.as_ref().map_or(vec![], |t| {
-            [("soft", t.soft), ("hard", t.hard)]
-                .iter()
-                .filter(|(_, v)| v.is_some())
-                .map(|(n, _)| n.to_string())
-                .collect()
-        });
+        if let Some(q) = &r.capacity_query {
+            server_queries.push((CAPACITY.to_string(), q.clone()));
+        }
+        let explicit_thresholds = r.thresholds.iter().flat_map(Thresholds::named).map(|(n, _)| n.to_string()).collect();
         resources.push(ResourceEntry {
             source: r.source.clone(),
             name: r.name.clone(),
             query: r.query.clone(),
-            thresholds_query,
+            server_queries,
             explicit_thresholds,
             settings: s,
         });
@@ -619,6 +707,42 @@ mod tests {
         assert!(e.contains("[scenarios.x] add.value `lots`"), "{e}");
         let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nresources = [\"a\"]\n")).unwrap_err().0;
         assert!(e.contains("changes nothing"), "{e}");
+    }
+
+    #[test]
+    fn real_units_put_thresholds_on_the_capacity_scale() {
+        let c = parse_str(&format!(
+            "[defaults]\nthresholds = {{ soft = 0.8, hard = \"95%\" }}\n{MINIMAL}name = \"s3\"\nunit = \"bytes\"\n\
+             capacity = 5.0e14\n[[resources]]\nsource = \"f\"\nname = \"pool\"\nunit = \"connections\"\n\
+             thresholds = {{ soft = \"400 connections\", hard = \"0.45k\" }}\n"
+        ))
+        .unwrap();
+        let s3 = &c.resources[0].settings;
+        assert_eq!((s3.capacity, s3.unit.as_deref()), (Some(5.0e14), Some("bytes")));
+        assert_eq!(s3.thresholds, vec![("soft".to_string(), 0.8), ("hard".to_string(), 0.95)]);
+        // No capacity: quantities are values of the series itself.
+        let pool = &c.resources[1].settings;
+        assert_eq!(pool.thresholds, vec![("soft".to_string(), 400.0), ("hard".to_string(), 450.0)]);
+        let c =
+            parse_str(&format!("{MINIMAL}unit = \"bytes\"\ncapacity = 1e12\nthresholds = {{ hard = \"900 GB\" }}\n"))
+                .unwrap();
+        assert_eq!(c.resources[0].settings.thresholds[1], ("hard".to_string(), 0.9));
+        let cases = [
+            ("capacity = 0.0\n", "capacity = 0 must be a positive number"),
+            ("capacity = 1.0\ncapacity_query = 'x'\n", "set `capacity` or `capacity_query`, not both"),
+            ("capacity_query = 'x'\n", "`capacity_query` is for Prometheus sources"),
+            (
+                "unit = \"cores\"\nthresholds = { hard = \"16 tasks\" }\n",
+                "threshold hard: `16 tasks`: unknown unit `tasks`",
+            ),
+            ("bounded = true\ncapacity = 10.0\nthresholds = { hard = \"12\" }\n", "outside (0, 1]"),
+        ];
+        for (extra, want) in cases {
+            let e = parse_str(&format!("{MINIMAL}{extra}")).unwrap_err().0;
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nthresholds = {{ hard = \"1 TB\" }}\n")).unwrap_err().0;
+        assert!(e.contains("a scenario's thresholds are numbers"), "{e}");
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod series;
 pub mod source;
 pub mod stats;
 pub mod time;
+pub mod units;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 
 use crate::breach::{self, Breach};
-use crate::config::{Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
+use crate::config::{CAPACITY, Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
 use crate::model::select::{self, Backtest};
 use crate::model::{ErrorPaths, Forecast, seasonal_periods};
 use crate::scenario::Scenario;
@@ -217,7 +217,7 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
     let results: Vec<Result<ResourceForecast, RunError>> = work
         .par_iter()
         .map(|(raw, entry)| {
-            let settings = with_server_thresholds(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
+            let settings = with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
             let r = settings
                 .and_then(|s| forecast_resource(raw, &entry.source, &s, Some(as_of)))
                 .map(|mut f| {
@@ -243,20 +243,29 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
 }
 
-/// The entry's settings with thresholds read from the server applied, except those the
-/// entry sets itself; checked again (a bounded resource's thresholds must lie in (0, 1]).
-fn with_server_thresholds(
+/// The entry's settings with values read from the server applied: the capacity, and
+/// thresholds except those the entry sets itself; checked again (a bounded resource's
+/// thresholds must lie in (0, 1]).
+fn with_server_values(
     settings: &ResourceSettings,
     entry: &ResourceEntry,
     found: Option<&Vec<(String, f64)>>,
 ) -> Result<ResourceSettings, String> {
-    let Some(found) = found else { return Ok(settings.clone()) };
+    let found = found.map_or(&[][..], |f| f.as_slice());
     let mut s = settings.clone();
-    for (name, v) in found.iter().filter(|(n, _)| !entry.explicit_thresholds.contains(n)) {
-        match s.thresholds.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = *v,
-            None => s.thresholds.push((name.clone(), *v)),
+    if entry.server_queries.iter().any(|(n, _)| n == CAPACITY) {
+        match found.iter().find(|(n, _)| n == CAPACITY) {
+            Some((_, c)) if *c > 0.0 && c.is_finite() => s.capacity = Some(*c),
+            Some((_, c)) => return Err(format!("capacity_query returned {c}; a capacity must be positive")),
+            None => return Err("capacity_query: no series whose labels match this resource's".into()),
         }
+        s.resolve_quantities()?;
+    }
+    if found.is_empty() {
+        return Ok(s);
+    }
+    for (name, v) in found.iter().filter(|(n, _)| n != CAPACITY && !entry.explicit_thresholds.contains(n)) {
+        s.set_threshold(name, *v);
     }
     s.validate().map_err(|e| format!("thresholds_query: {e}"))?;
     Ok(s)
@@ -354,7 +363,7 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>) -> BTreeMap
                             // A snapshot already up to date: nothing to fetch.
                             Pulled::default()
                         } else {
-                            let (agg, tq) = (entry.settings.aggregate, &entry.thresholds_query);
+                            let (agg, tq) = (entry.settings.aggregate, &entry.server_queries);
                             prometheus::pull(c, query, entry.name.as_deref(), window, agg, tq)
                         }
                     }
@@ -453,7 +462,11 @@ pub fn forecast_resource(
         history: Some(settings.history),
         ignore: settings.ignore.clone(),
     };
-    let (history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
+    let (mut history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
+    if let Some(c) = settings.capacity {
+        // Forecast as a fraction of capacity: thresholds and capacity changes are on that scale.
+        history.values.iter_mut().for_each(|v| *v /= c);
+    }
     let mut notes = vec![];
     if prep.duplicates_dropped > 0 {
         notes.push(format!("{} duplicate timestamps dropped (the last value read was kept)", prep.duplicates_dropped));

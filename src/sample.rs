@@ -1,5 +1,5 @@
-//! The bundled sample fleet (`headroom sample`): twenty saturation ratios over one year at
-//! 1 h, generated deterministically (fixed seeds, no clock), covering the shapes a capacity
+//! The bundled sample fleet (`headroom sample`): twenty saturation ratios and one resource
+//! in bytes, over one year at 1 h, generated deterministically (fixed seeds, no clock), covering the shapes a capacity
 //! planner meets: cycles, linear and accelerating growth, a level shift, a leak sawtooth, a
 //! disk that is cleaned periodically, flat noise, an already-breached pool, and gaps.
 
@@ -182,6 +182,17 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        name: "registry/object_storage",
+        seed: 20,
+        shape: |i, r| {
+            // Object storage in bytes (a fraction of 500 TB here): uploads on weekdays, a
+            // garbage collection each month frees a little.
+            let d = i as f64 / 24.0;
+            let gc = 0.004 * (d / 30.0).floor();
+            0.52 + 0.0011 * d - gc + 0.0015 * weekday(i, 0.2) * daily(i, 13.0) + 0.001 * r.normal()
+        },
+    },
+    Spec {
         name: "thanos-store/memory",
         seed: 19,
         shape: |i, r| {
@@ -193,6 +204,10 @@ const SPECS: &[Spec] = &[
         },
     },
 ];
+
+/// Resources written in real units: (name, capacity). Their shapes are fractions of the
+/// capacity; the file holds bytes.
+const IN_UNITS: &[(&str, f64)] = &[("registry/object_storage", 5.0e14)];
 
 /// The single-series CSV file's resource (named by its file stem).
 const CSV_NAME: &str = "billing-db_connections";
@@ -224,7 +239,10 @@ pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
     let series: Vec<RawSeries> = SPECS
         .iter()
         .map(|s| {
-            let (timestamps, values) = generate(s.seed, s.shape);
+            let (timestamps, mut values) = generate(s.seed, s.shape);
+            if let Some((_, capacity)) = IN_UNITS.iter().find(|(n, _)| *n == s.name) {
+                values.iter_mut().for_each(|v| *v = (*v * capacity).round());
+            }
             RawSeries { name: s.name.to_string(), origin: String::new(), timestamps, values }
         })
         .collect();

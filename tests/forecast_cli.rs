@@ -101,7 +101,7 @@ fn parquet_input_works() {
         .unwrap();
     // A long file with many series is refused for the single-series command, clearly.
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds 19 series"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds 20 series"));
 }
 
 #[test]

@@ -93,6 +93,8 @@ fn prometheus() -> Option<&'static Server> {
                 ("slo_max_hard", "component=\"cpu\"", 0.95),
                 ("slo_max_hard", "type=\"db\",component=\"disk\"", 0.8),
                 ("slo_max_soft", "component=\"cpu\"", 0.7),
+                ("capacity_units", "type=\"db\",component=\"disk\"", 2.0),
+                ("capacity_units", "component=\"cpu\"", 4.0),
             ] {
                 for i in HOURS - 48..HOURS {
                     om.push_str(&format!("{metric}{{{labels}}} {v} {}\n", END - (HOURS - 1 - i) * 3600));
@@ -531,6 +533,43 @@ fn thresholds_from_the_server_matched_by_labels() {
     assert_eq!(thresholds("db/disk"), t(&[("soft", 0.6), ("hard", 0.8)]));
     // No threshold series for memory: the defaults stay.
     assert_eq!(thresholds("web/memory"), t(&[("soft", 0.6), ("hard", 0.9)]));
+}
+
+#[test]
+fn capacity_from_the_server_puts_resources_in_real_units() {
+    let Some(prom) = prometheus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let plain = run(dir.path(), &server_config(&prom.url, ""), &[]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let cfg = server_config(&prom.url, "")
+        + "unit = \"cores\"\ncapacity_query = 'capacity_units'\nthresholds = { soft = \"0.9 cores\", hard = \"90%\" }\n";
+    let r = run(dir.path(), &cfg, &[]);
+    // web/memory has no capacity series: that resource fails, the others are forecast.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(errors[0].contains("web/memory") && errors[0].contains("capacity_query: no series"), "{}", r.stderr);
+    let res = |v: &Value, name: &str| v["resources"].as_array().unwrap().iter().find(|x| x["name"] == name).cloned();
+    assert!(res(&r.json, "web/memory").is_none());
+    for (name, capacity) in [("db/disk", 2.0), ("web/cpu", 4.0), ("api/cpu", 4.0)] {
+        let (a, b) = (res(&r.json, name).unwrap(), res(&plain.json, name).unwrap());
+        assert_eq!(a["settings"]["capacity"], capacity, "{name}");
+        assert_eq!(a["settings"]["unit"], "cores", "{name}");
+        // Forecast as a fraction of capacity: the plain forecast divided by it.
+        let (x, y) = (a["last_value"].as_f64().unwrap(), b["last_value"].as_f64().unwrap());
+        assert!((x * capacity - y).abs() < 1e-9, "{name}: {x} vs {y}");
+        let means = |v: &Value| -> Vec<f64> {
+            v["forecast"].as_array().unwrap().iter().map(|p| p["mean"].as_f64().unwrap()).collect()
+        };
+        for (p, q) in means(&a).iter().zip(means(&b)) {
+            assert!((p * capacity - q).abs() <= 1e-6 * q.abs().max(1e-3), "{name}: {p} x {capacity} vs {q}");
+        }
+        // "0.9 cores" is 0.9 / capacity; "90%" is 0.9 of capacity.
+        let t: Vec<f64> = a["breaches"].as_array().unwrap().iter().map(|b| b["threshold"].as_f64().unwrap()).collect();
+        let mut want = vec![0.9 / capacity, 0.9];
+        want.sort_by(f64::total_cmp);
+        assert_eq!(t, want, "{name}");
+    }
 }
 
 /// A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI.

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use polars::prelude::{ParquetReader, SerReader};
 use serde_json::Value;
 
 fn headroom() -> Command {
@@ -37,7 +38,7 @@ fn sample_fleet_run_writes_every_report() {
     assert_eq!(doc["schema_version"], 1);
     assert_eq!(doc["as_of"], "2026-11-01T00:00:00Z");
     let res = doc["resources"].as_array().unwrap();
-    assert_eq!(res.len(), 20);
+    assert_eq!(res.len(), 21);
     assert!(doc["errors"].as_array().unwrap().is_empty());
     // Ranked by headroom: the first resource has no more headroom than any later one.
     let days: Vec<f64> = res.iter().map(|r| r["headroom_days"].as_f64().unwrap_or(f64::INFINITY)).collect();
@@ -57,9 +58,23 @@ fn sample_fleet_run_writes_every_report() {
     let patroni = res.iter().find(|r| r["name"] == "patroni/disk_space").unwrap();
     assert_eq!(patroni["settings"]["horizon"], "180d");
     assert_eq!(patroni["breaches"][0]["threshold"], 0.8);
+    // Real units: "450 TB" of a 5e14-byte capacity is 0.9 of it; "95%" is 0.95.
+    let s3 = res.iter().find(|r| r["name"] == "registry/object_storage").unwrap();
+    assert_eq!((s3["settings"]["unit"].as_str(), s3["settings"]["capacity"].as_f64()), (Some("bytes"), Some(5.0e14)));
+    assert_eq!(s3["breaches"][0]["threshold"], 0.9);
+    assert_eq!(s3["breaches"][1]["threshold"], 0.95);
     let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
     assert!(summary.contains("| 1 | "), "{summary}");
+    assert!(summary.contains("| soft 0.9 (409 TiB) |"), "{summary}");
     assert!(out.path().join("forecasts.parquet").metadata().unwrap().len() > 1000);
+    // Every scenario path of every resource it applies to, step by step.
+    let file = std::fs::File::open(out.path().join("scenarios.parquet")).unwrap();
+    let df = ParquetReader::new(file).finish().unwrap();
+    let names: Vec<&str> = df.get_column_names().iter().map(|c| c.as_str()).collect();
+    assert_eq!(names, ["scenario", "resource", "timestamp", "mean", "lower", "upper"]);
+    let steps: usize =
+        res.iter().map(|r| r["scenarios"].as_array().unwrap().len() * r["forecast"].as_array().unwrap().len()).sum();
+    assert_eq!(df.height(), steps);
 }
 
 #[test]

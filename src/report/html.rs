@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc, fmt_value, opt_day};
+use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, threshold};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::ResourceForecast;
 use crate::time::{day, format_duration, rfc3339};
+use crate::units::format_quantity;
 
 pub struct Page;
 
@@ -94,7 +95,7 @@ impl Exporter for Page {
                 esc(&r.name),
                 status_rank(r, as_of),
                 status_badge(r, as_of),
-                fmt_value(r.last_value),
+                level(r, r.last_value),
                 headroom.map_or("Infinity".into(), |d| format!("{d:.3}")),
                 headroom.map_or("&gt; horizon".into(), |d| format!("{d:.1}")),
                 cross("soft"),
@@ -149,7 +150,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             h,
             "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.0} %</td></tr>",
             esc(&b.name),
-            b.threshold,
+            threshold(r, b.threshold),
             if b.already_breached { "already breached".into() } else { days(r.expected_at(b)) },
             if b.already_breached { "already breached".into() } else { days(r.earliest_at(b)) },
             r.act_by(b).map_or("–".into(), day),
@@ -168,7 +169,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
                     "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} %</td></tr>",
                     esc(name),
                     esc(&b.name),
-                    b.threshold,
+                    threshold(r, b.threshold),
                     opt_day(at(b.expected_step)),
                     opt_day(at(b.earliest_step)),
                     gained,
@@ -187,10 +188,17 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         let by = r.breaches.last().and_then(|b| r.act_by(b)).map_or(String::new(), |t| format!(", act by {}", day(t)));
         fact(
             "Capacity needed",
-            format!("×{k:.2} to keep the upper bound below {}{by}", r.breaches.last().map_or(0.0, |b| b.threshold)),
+            format!(
+                "×{k:.2} to keep the upper bound below {}{by}",
+                r.breaches.last().map_or(String::new(), |b| threshold(r, b.threshold))
+            ),
         );
     }
-    fact("Last value", format!("{} at {}", fmt_value(r.last_value), rfc3339(r.history.end())));
+    fact("Last value", format!("{} at {}", level(r, r.last_value), rfc3339(r.history.end())));
+    if let Some(c) = r.settings.capacity {
+        let u = r.settings.unit.as_deref();
+        fact("Capacity", u.map_or(fmt_value(c), |u| format!("{} ({c:e} {})", format_quantity(c, u), esc(u))));
+    }
     fact("Model", esc(&r.model));
     fact(
         "Backtest",

@@ -76,6 +76,8 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "lead_time": format_duration(s.lead_time),
             "history_start": rfc3339(r.history.start),
             "fit_start": rfc3339(r.fit_start),
+            "unit": s.unit,
+            "capacity": s.capacity,
         },
         "capacity_needed": r.capacity_needed().map(|k| json!({
             "factor": round(k, 4),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc};
+use super::{Exporter, Report, escape_xml as esc, level, threshold};
 use crate::breach::days_between;
 use crate::pipeline::ResourceForecast;
 use crate::time::{format_duration, rfc3339};
@@ -44,18 +44,23 @@ impl Exporter for Junit {
             for b in &r.breaches {
                 let line = match (r.expected_at(b), r.earliest_at(b)) {
                     _ if b.already_breached => {
-                        format!("{} {}: already breached (last value {:.4})", b.name, b.threshold, r.last_value)
+                        format!(
+                            "{} {}: already breached (last value {})",
+                            b.name,
+                            threshold(r, b.threshold),
+                            level(r, r.last_value)
+                        )
                     }
                     (e, Some(l)) => format!(
                         "{} {}: earliest {} ({:.1} d), expected {}, probability {:.0} %",
                         b.name,
-                        b.threshold,
+                        threshold(r, b.threshold),
                         rfc3339(l),
                         days_between(run.as_of, l),
                         e.map_or("none within the horizon".into(), rfc3339),
                         b.probability * 100.0
                     ),
-                    _ => format!("{} {}: no crossing within the horizon", b.name, b.threshold),
+                    _ => format!("{} {}: no crossing within the horizon", b.name, threshold(r, b.threshold)),
                 };
                 out.push(line);
             }
@@ -69,7 +74,7 @@ impl Exporter for Junit {
                     ),
                 );
             }
-            out.push(format!("model {}, last value {:.4}", r.model, r.last_value));
+            out.push(format!("model {}, last value {}", r.model, level(r, r.last_value)));
             if let Some(png) = report.plot_path(&r.name, "png") {
                 out.push(format!("[[ATTACHMENT|{}/{png}]]", report.meta.out_dir.trim_end_matches('/')));
             }
@@ -101,11 +106,11 @@ fn hard_alert(r: &ResourceForecast, as_of: i64) -> Option<String> {
     let at = r.earliest_at(b)?;
     (at <= as_of + r.settings.alert_within).then(|| {
         if b.already_breached {
-            format!("hard threshold {} already breached", b.threshold)
+            format!("hard threshold {} already breached", threshold(r, b.threshold))
         } else {
             format!(
                 "hard threshold {} may be reached by {} ({:.1} days, probability {:.0} %), within alert_within {}",
-                b.threshold,
+                threshold(r, b.threshold),
                 rfc3339(at),
                 days_between(as_of, at),
                 b.probability * 100.0,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report, fmt_value, opt_day};
+use super::{Exporter, Report, level, opt_day, threshold};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::{ResourceForecast, RunResult};
 use crate::time::{day, rfc3339};
@@ -50,7 +50,7 @@ impl Exporter for Summary {
                 i + 1,
                 escape(&r.name),
                 status_cell(r, run.as_of),
-                fmt_value(r.last_value),
+                level(r, r.last_value),
                 r.headroom_days(run.as_of).map_or("> horizon".into(), |d| format!("{d:.1}")),
                 cross("soft"),
                 cross("hard"),
@@ -94,7 +94,7 @@ pub fn whatif_table(run: &RunResult) -> String {
                 "\n| {} | baseline | {} {} | {} / {} | | {:.0} % |",
                 escape(&r.name),
                 escape(&b.name),
-                b.threshold,
+                threshold(r, b.threshold),
                 opt_day(at(b.expected_step)),
                 opt_day(at(b.earliest_step)),
                 b.probability * 100.0
@@ -109,7 +109,7 @@ pub fn whatif_table(run: &RunResult) -> String {
                     escape(&r.name),
                     escape(name),
                     escape(&b.name),
-                    b.threshold,
+                    threshold(r, b.threshold),
                     opt_day(at(b.expected_step)),
                     opt_day(at(b.earliest_step)),
                     gained,

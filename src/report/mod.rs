@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::pipeline::{ResourceForecast, RunResult};
+use crate::units::format_quantity;
 
 /// What every report shows: the run's results and the context to read them by.
 pub struct Report<'a> {
@@ -59,6 +60,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(markdown::Summary),
         Box::new(json::ForecastsJson),
         Box::new(parquet::ForecastPaths),
+        Box::new(parquet::ScenarioPaths),
         Box::new(junit::Junit),
         Box::new(prom::Textfile),
     ]
@@ -154,6 +156,26 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A value on a resource's forecast scale (`fmt_value`), with real units beside it where the
+/// resource has them: `0.820 (373 TiB)` for a fraction of capacity, `412 connections`.
+pub fn level(r: &ResourceForecast, v: f64) -> String {
+    with_units(r, v, fmt_value(v))
+}
+
+/// A threshold as configured (`0.9`), with real units beside it where the resource has them.
+pub fn threshold(r: &ResourceForecast, t: f64) -> String {
+    with_units(r, t, t.to_string())
+}
+
+fn with_units(r: &ResourceForecast, v: f64, plain: String) -> String {
+    match (&r.settings.unit, r.settings.capacity) {
+        (Some(u), Some(c)) => format!("{plain} ({})", format_quantity(v * c, u)),
+        (None, Some(c)) => format!("{plain} ({})", fmt_value(v * c)),
+        (Some(u), None) if v.is_finite() => format_quantity(v, u),
+        _ => plain,
+    }
+}
+
 /// A date for tables, or a dash.
 pub fn opt_day(t: Option<i64>) -> String {
     t.map_or("–".into(), crate::time::day)
@@ -201,6 +223,8 @@ pub(crate) mod testdata {
             thresholds: vec![("soft".into(), 0.8), ("hard".into(), 0.9)],
             ..ResourceSettings::default()
         };
+        // A pool in real units: 2000 connections, thresholds as fractions of them.
+        let pool = ResourceSettings { unit: Some("connections".into()), capacity: Some(2000.0), ..settings.clone() };
         let mut shifted = settings.clone();
         shifted.events.push((1_767_225_600 + 3600 * 24 * 7, EventKind::LevelShift, "migration".into()));
         let raws = [
@@ -211,7 +235,7 @@ pub(crate) mod testdata {
                 }),
                 &shifted,
             ),
-            (series("queue/ratio", &|_| 0.95), &settings),
+            (series("pool/connections", &|_| 1900.0), &pool),
         ];
         let mut resources: Vec<_> = raws
             .iter()

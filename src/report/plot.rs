@@ -10,6 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use resvg::{tiny_skia, usvg};
 
+use super::threshold;
 use crate::config::EventKind;
 use crate::pipeline::ResourceForecast;
 use crate::time::day;
@@ -212,13 +213,18 @@ fn draw<DB: DrawingBackend>(
         .caption(title, (FONT, 20))
         .margin(12)
         .x_label_area_size(28)
-        .y_label_area_size(64)
+        .y_label_area_size(if r.settings.unit.is_some() { 84 } else { 64 })
         .build_cartesian_2d((x0..x1).with_key_points(key_points(x0, x1)), y0..y1)?;
     chart
         .configure_mesh()
         .y_labels(8)
         .x_label_formatter(&|x| day(*x))
-        .y_label_formatter(&|y| if r.settings.bounded { format!("{:.0} %", y * 100.0) } else { format!("{y:.3}") })
+        .y_label_formatter(&|y| match (&r.settings.unit, r.settings.capacity) {
+            // Real units on the axis; thresholds in the legend show the fraction too.
+            (Some(u), c) => crate::units::format_quantity(y * c.unwrap_or(1.0), u),
+            _ if r.settings.bounded => format!("{:.0} %", y * 100.0),
+            _ => format!("{y:.3}"),
+        })
         .label_style((FONT, 13))
         .light_line_style(RGBColor(240, 240, 240))
         .bold_line_style(RGBColor(225, 225, 225))
@@ -312,7 +318,7 @@ fn draw<DB: DrawingBackend>(
         let color = if b.name == "hard" { RGBColor(214, 39, 40) } else { RGBColor(255, 127, 14) };
         chart
             .draw_series(DashedLineSeries::new([(x0, b.threshold), (x1, b.threshold)], 8, 5, color.stroke_width(1)))?
-            .label(format!("{} {}", b.name, b.threshold))
+            .label(format!("{} {}", b.name, threshold(r, b.threshold)))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         if let Some(t) = r.earliest_at(b) {
             chart.draw_series(std::iter::once(TriangleMarker::new((t, b.threshold), 7, color.filled())))?;
@@ -350,16 +356,16 @@ fn draw<DB: DrawingBackend>(
         .breaches
         .iter()
         .map(|b| match (r.expected_at(b), r.earliest_at(b)) {
-            _ if b.already_breached => format!("{} {}: already breached", b.name, b.threshold),
+            _ if b.already_breached => format!("{} {}: already breached", b.name, threshold(r, b.threshold)),
             (e, Some(l)) => format!(
                 "{} {}: earliest {}, expected {}, p = {:.0} %",
                 b.name,
-                b.threshold,
+                threshold(r, b.threshold),
                 day(l),
                 e.map_or("none".into(), day),
                 b.probability * 100.0
             ),
-            _ => format!("{} {}: no crossing by {}", b.name, b.threshold, day(x1)),
+            _ => format!("{} {}: no crossing by {}", b.name, threshold(r, b.threshold), day(x1)),
         })
         .collect();
     footer_area.draw(&Text::new(footer.join("    ·    "), (78, 4), (FONT, 13)))?;

@@ -33,13 +33,26 @@ const FAMILIES: &[Family] = &[
         help: "Estimated probability that the resource reaches the threshold within the horizon.",
         per_threshold: true,
     },
-    Family { name: "headroom_threshold", help: "The threshold value, in the resource's units.", per_threshold: true },
+    Family {
+        name: "headroom_threshold",
+        help: "The threshold value, in the resource's units (bytes, cores... where it has a capacity).",
+        per_threshold: true,
+    },
     Family {
         name: "headroom_breach_already",
         help: "1 when the last observed value is already at or above the threshold.",
         per_threshold: true,
     },
-    Family { name: "headroom_last_value", help: "The last observed value of the resource.", per_threshold: false },
+    Family {
+        name: "headroom_last_value",
+        help: "The last observed value of the resource, in its units (bytes, cores... where it has a capacity).",
+        per_threshold: false,
+    },
+    Family {
+        name: "headroom_capacity",
+        help: "The resource's capacity in its units (only resources with a capacity).",
+        per_threshold: false,
+    },
     Family {
         name: "headroom_headroom_seconds",
         help: "Seconds from the as-of time to the earliest crossing of any threshold; +Inf: none within the horizon.",
@@ -71,6 +84,9 @@ impl Exporter for Textfile {
         family(&mut s, "headroom_forecast_errors", "Resources or sources that could not be forecast in this run.");
         let _ = writeln!(s, "headroom_forecast_errors {}", run.errors.len());
         for f in FAMILIES {
+            if f.name == "headroom_capacity" && run.resources.iter().all(|r| r.settings.capacity.is_none()) {
+                continue;
+            }
             family(&mut s, f.name, f.help);
             for r in &run.resources {
                 let res = label(&r.name);
@@ -80,7 +96,7 @@ impl Exporter for Textfile {
                             "headroom_breach_expected_timestamp_seconds" => time(r.expected_at(b)),
                             "headroom_breach_earliest_timestamp_seconds" => time(r.earliest_at(b)),
                             "headroom_breach_probability" => num(b.probability),
-                            "headroom_threshold" => num(b.threshold),
+                            "headroom_threshold" => num(b.threshold * scale(r)),
                             _ => num(if b.already_breached { 1.0 } else { 0.0 }),
                         };
                         let _ = writeln!(s, "{}{{resource=\"{res}\",threshold=\"{}\"}} {v}", f.name, label(&b.name));
@@ -96,12 +112,18 @@ impl Exporter for Textfile {
 
 fn resource_value(family: &str, r: &ResourceForecast, as_of: i64) -> Option<String> {
     match family {
-        "headroom_last_value" => r.last_value.is_finite().then(|| num(r.last_value)),
+        "headroom_last_value" => r.last_value.is_finite().then(|| num(r.last_value * scale(r))),
+        "headroom_capacity" => r.settings.capacity.map(num),
         "headroom_headroom_seconds" => {
             Some(time(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min().map(|t| (t - as_of).max(0))))
         }
         _ => r.backtest.as_ref().and_then(|b| b.mase).map(num),
     }
+}
+
+/// From the forecast's scale to the resource's units.
+fn scale(r: &ResourceForecast) -> f64 {
+    r.settings.capacity.unwrap_or(1.0)
 }
 
 fn family(s: &mut String, name: &str, help: &str) {

@@ -304,7 +304,7 @@ pub fn series_name(labels: &Labels, template: Option<&str>, fallback: &str) -> R
 }
 
 /// Pulls one resource entry's query and names its series; `thresholds` are (name, PromQL)
-/// whose latest values become each series' thresholds, matched by labels.
+/// whose latest values become each series' thresholds (or capacity), matched by labels.
 pub fn pull(
     source: &Prometheus,
     query: &str,
@@ -331,7 +331,14 @@ pub fn pull(
                     })
                     .collect(),
             )),
-            Err(e) => threshold_errors.push(format!("thresholds_query {name}: {}", e.message)),
+            Err(e) => {
+                let key = if name == crate::config::CAPACITY {
+                    "capacity_query".into()
+                } else {
+                    format!("thresholds_query {name}")
+                };
+                threshold_errors.push(format!("{key}: {}", e.message))
+            }
         }
     }
     let q = step_query(query, aggregate, step);
