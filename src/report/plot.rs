@@ -188,7 +188,8 @@ fn draw<DB: DrawingBackend>(
     let x1 = r.forecast_time(n.saturating_sub(1)).max(x0 + 1);
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
-    for v in h.values.iter().chain(&f.lower).chain(&f.upper).filter(|v| v.is_finite()) {
+    let scenarios = r.scenarios.iter().flat_map(|(_, sf, _)| sf.lower.iter().chain(&sf.upper));
+    for v in h.values.iter().chain(&f.lower).chain(&f.upper).chain(scenarios).filter(|v| v.is_finite()) {
         lo = lo.min(*v);
         hi = hi.max(*v);
     }
@@ -293,12 +294,15 @@ fn draw<DB: DrawingBackend>(
         }
     }
 
-    // What-if scenarios: their mean paths, dashed.
+    // What-if scenarios: their bands, faint, and mean paths, dashed.
     let palette = [RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
     for (name, sf, _) in &r.scenarios {
         // Colour by name, so a scenario looks the same in every resource's plot.
         let color =
             palette[name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % palette.len()];
+        for run in bins(|i| r.forecast_time(i), &sf.lower, &sf.upper, &sf.mean, width) {
+            chart.draw_series(std::iter::once(Polygon::new(outline(&run), color.mix(0.12).filled())))?;
+        }
         for (j, run) in bins(|i| r.forecast_time(i), &sf.mean, &sf.mean, &sf.mean, width).iter().enumerate() {
             let s = chart.draw_series(DashedLineSeries::new(
                 run.iter().map(|b| (b.t, b.mean)).collect::<Vec<_>>(),
