@@ -8,7 +8,7 @@ use crate::model::{ErrorPaths, Forecast};
 use crate::stats::{SplitMix64, central_z, normal_cdf};
 
 /// One threshold's analysis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Breach {
     /// Threshold name (`soft`, `hard`, or the value for ad-hoc thresholds).
     pub name: String,

@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// Which resources get plots.
     #[arg(long, value_enum, default_value = "auto")]
     pub plots: PlotMode,
+    /// Forecast only part I of N of the resources (1-based, e.g. 2/4; a stable hash of each
+    /// name decides); join the parts with `headroom merge`.
+    #[arg(long, value_parser = crate::pipeline::Shard::parse)]
+    pub shard: Option<crate::pipeline::Shard>,
     /// Only errors on stderr.
     #[arg(long)]
     pub quiet: bool,

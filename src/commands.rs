@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use crate::cli::{CheckArgs, Command, ForecastArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
+use crate::report::stream::Streamer;
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::{self, Scenario};
 use crate::source::RawSeries;
@@ -66,35 +67,11 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let config_bytes = std::fs::read(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
 
     let fitting = ProgressReport::new("forecast", args.quiet);
-    let result = pipeline::run(&cfg, as_of, &|p| fitting.update(p));
+    let mut streamer = Streamer::new(&args.out, args.plots);
+    let result = pipeline::run(&cfg, as_of, args.shard, &|p| fitting.update(p), &mut streamer);
     fitting.finish();
-
-    let slugs = report::slugs(result.resources.iter().map(|r| r.name.as_str()));
-    let plotted = report::plotted(&result.resources, args.plots);
-    let drawing = ProgressReport::new("plot", args.quiet);
-    drawing.update(Progress::Start(plotted.len()));
-    let drawn: Vec<(String, Result<String, String>)> = {
-        use rayon::prelude::*;
-        plotted
-            .par_iter()
-            .map(|r| {
-                let svg = report::plot::write(r, result.as_of, &plots_dir, &slugs[&r.name]);
-                drawing.update(Progress::Done);
-                (r.name.clone(), svg)
-            })
-            .collect()
-    };
-    drawing.finish();
-    let mut plots = BTreeMap::new();
-    let mut plot_errors = vec![];
-    for (name, svg) in drawn {
-        match svg {
-            Ok(svg) => {
-                plots.insert(name, svg);
-            }
-            Err(e) => plot_errors.push(format!("resource {name}: plot: {e}")),
-        }
-    }
+    let slugs = std::mem::take(&mut streamer.slugs);
+    let (plots, plot_errors) = streamer.finish(&result.resources);
     let meta = RunMeta {
         generated_at: rfc3339(chrono::Utc::now().timestamp()),
         config: args.config.display().to_string(),
@@ -211,7 +188,8 @@ fn clear_old_plots(dir: &Path) -> anyhow::Result<()> {
 /// `headroom forecast`: one series, JSON on stdout (CONTRACT.md).
 fn forecast(args: &ForecastArgs) -> anyhow::Result<Status> {
     let r = forecast_one(args)?;
-    out!("{}", serde_json::to_string(&report::json::contract(&r))?);
+    let f = r.detail.as_ref().map(|d| &d.forecast).context("forecast path missing")?;
+    out!("{}", serde_json::to_string(&report::json::contract(&r, f))?);
     Ok(Status::Ok)
 }
 
@@ -231,8 +209,9 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
         ..Scenario::default()
     };
     let r = forecast_one(&args.series)?;
-    let (f, b) = r.scenario(&scenario);
-    out!("{}", serde_json::to_string(&report::json::whatif(&r, &[(scenario.name.clone(), f, b)]))?);
+    let (f, b) = r.scenario(&scenario).map_err(anyhow::Error::msg)?;
+    let base = r.detail.as_ref().map(|d| &d.forecast).context("forecast path missing")?;
+    out!("{}", serde_json::to_string(&report::json::whatif(&r, base, &[(scenario.name.clone(), f, b)]))?);
     Ok(Status::Ok)
 }
 
@@ -250,7 +229,7 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
         bail!("{}: no [scenarios] defined; add one or use the inline flags with --input", path.display());
     }
     let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
-    let result = pipeline::run(&cfg, as_of, &|_| {});
+    let result = pipeline::run(&cfg, as_of, None, &|_| {}, &mut pipeline::NoSink);
     out!("{}", report::markdown::whatif_table(&result));
     for e in &result.errors {
         eprintln!("error: {e}");

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::select::check_family;
 use crate::scenario::{Amount, Scenario};
@@ -18,7 +18,7 @@ use crate::units::{Quantity, parse_quantity};
 pub struct ConfigError(pub String);
 
 /// Which threshold, if crossed within `alert_within`, makes `run` exit 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FailOn {
     Never,
@@ -168,7 +168,7 @@ pub struct Event {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The level changed for good (migration, new hardware): fit only on data after it.
@@ -300,7 +300,7 @@ impl ResourceEntry {
 }
 
 /// Validated settings for forecasting one resource (durations in seconds).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceSettings {
     pub history: i64,
     /// None: the series' median spacing (only `forecast` leaves it open).

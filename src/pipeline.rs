@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::breach::{self, Breach};
 use crate::config::{CAPACITY, Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
@@ -16,36 +17,103 @@ use crate::source::prometheus::{self, Prometheus};
 use crate::source::{Pulled, RawSeries, SourceError};
 use crate::time::{format_duration, rfc3339};
 
-/// One resource, forecast.
-#[derive(Debug, Clone)]
+/// One resource, forecast: a small summary kept for the whole run (ranking and reports), and
+/// the full detail (history, paths, backtest errors) that lives only while the resource
+/// streams through plots and path files, then is shed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResourceForecast {
+    /// Position in the run's list of resources (all shards counted): path files follow it.
+    pub index: usize,
     pub name: String,
     pub source: String,
     pub settings: ResourceSettings,
-    /// The prepared history (regular steps, gaps as NaN).
-    pub history: Series,
+    pub step: i64,
+    /// First and last timestamps of the prepared history.
+    pub history_start: i64,
+    pub last_observed: i64,
     /// First timestamp the model was fitted on (later than the history's start after a level shift).
     pub fit_start: i64,
-    /// In-sample fitted values from `fit_start`, one per history step.
-    pub fitted: Vec<f64>,
     pub model: String,
     pub backtest: Option<Backtest>,
     /// Timestamp of the first forecast step (last history step + one step).
     pub forecast_start: i64,
-    pub forecast: Forecast,
     pub breaches: Vec<Breach>,
-    /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
-    pub errors: ErrorPaths,
-    /// Configured scenarios that apply to this resource: (name, forecast, breaches).
-    pub scenarios: Vec<(String, Forecast, Vec<Breach>)>,
+    /// Configured scenarios that apply to this resource: (name, breaches); paths in `detail`.
+    pub scenarios: Vec<(String, Vec<Breach>)>,
     pub last_value: f64,
+    /// The capacity factor that keeps the upper bound below the highest threshold (> 1).
+    pub capacity_needed: Option<f64>,
+    /// The forecast as reports carry it: every step up to [`OUTLINE_STEPS`], else one point
+    /// per UTC day (mean of the means, lowest lower, highest upper).
+    pub outline: Vec<Point>,
     /// Things worth knowing that did not stop the forecast.
     pub notes: Vec<String>,
+    #[serde(skip)]
+    pub detail: Option<Detail>,
+}
+
+/// What a resource carries only while it streams through the run.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The prepared history (regular steps, gaps as NaN).
+    pub history: Series,
+    /// In-sample fitted values from `fit_start`, one per history step.
+    pub fitted: Vec<f64>,
+    pub forecast: Forecast,
+    /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
+    pub errors: ErrorPaths,
+    /// The scenarios' paths, in the order of `scenarios`.
+    pub scenario_paths: Vec<Forecast>,
+}
+
+/// One point of a forecast outline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub t: i64,
+    pub mean: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// Forecasts up to this many steps are outlined step by step; longer ones by day.
+pub const OUTLINE_STEPS: usize = 400;
+
+/// Every step of a short forecast, or one point per UTC day of a long one.
+pub fn outline(f: &Forecast, start: i64, step: i64) -> Vec<Point> {
+    let t = |i: usize| start + i as i64 * step;
+    if f.mean.len() <= OUTLINE_STEPS {
+        return (0..f.mean.len())
+            .map(|i| Point { t: t(i), mean: f.mean[i], lower: f.lower[i], upper: f.upper[i] })
+            .collect();
+    }
+    let mut out: Vec<(Point, usize)> = vec![];
+    for i in 0..f.mean.len() {
+        let day = t(i).div_euclid(86_400);
+        match out.last_mut() {
+            Some((p, n)) if p.t.div_euclid(86_400) == day => {
+                p.mean += f.mean[i];
+                p.lower = p.lower.min(f.lower[i]);
+                p.upper = p.upper.max(f.upper[i]);
+                *n += 1;
+            }
+            _ => out.push((Point { t: t(i), mean: f.mean[i], lower: f.lower[i], upper: f.upper[i] }, 1)),
+        }
+    }
+    out.into_iter().map(|(p, n)| Point { mean: p.mean / n as f64, ..p }).collect()
 }
 
 impl ResourceForecast {
     pub fn step(&self) -> i64 {
-        self.history.step
+        self.step
+    }
+
+    /// Drops the detail, keeping the summary.
+    pub fn shed(&mut self) {
+        self.detail = None;
+    }
+
+    fn detail(&self) -> Result<&Detail, String> {
+        self.detail.as_ref().ok_or_else(|| format!("resource {}: detail already shed", self.name))
     }
 
     pub fn forecast_time(&self, i: usize) -> i64 {
@@ -82,21 +150,32 @@ impl ResourceForecast {
     }
 
     /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
-    /// overridden where the scenario says so).
-    pub fn scenario(&self, s: &Scenario) -> (Forecast, Vec<Breach>) {
+    /// overridden where the scenario says so). Needs the detail.
+    pub fn scenario(&self, s: &Scenario) -> Result<(Forecast, Vec<Breach>), String> {
+        let d = self.detail()?;
         let season = seasonal_periods(self.step()).last().copied().unwrap_or(24);
-        let range = select::Range::of(&self.history.values, self.settings.bounded);
-        let f = range.tidy(s.apply(&self.forecast, self.history.end(), self.step(), season, range.bounds()));
+        let range = select::Range::of(&d.history.values, self.settings.bounded);
+        let f = range.tidy(s.apply(&d.forecast, d.history.end(), self.step(), season, range.bounds()));
         let breaches = self
             .settings
             .thresholds
             .iter()
             .map(|(name, t)| {
                 let t = s.thresholds.iter().find(|(n, _)| n == name).map_or(*t, |o| o.1);
-                breach::analyse(name, t, &f, self.settings.level, &self.history.values, &self.errors)
+                breach::analyse(name, t, &f, self.settings.level, &d.history.values, &d.errors)
             })
             .collect();
-        (f, breaches)
+        Ok((f, breaches))
+    }
+
+    /// Adds a scenario's outcome (breaches to the summary, the path to the detail).
+    pub fn add_scenario(&mut self, s: &Scenario) -> Result<(), String> {
+        let (path, breaches) = self.scenario(s)?;
+        self.scenarios.push((s.name.clone(), breaches));
+        if let Some(d) = self.detail.as_mut() {
+            d.scenario_paths.push(path);
+        }
+        Ok(())
     }
 
     /// How a scenario moves a threshold's earliest crossing against the baseline.
@@ -107,14 +186,6 @@ impl ResourceForecast {
             (None, Some(_)) => Shift::BeyondHorizon,
             _ => Shift::Unknown,
         }
-    }
-
-    /// The capacity factor that keeps the upper bound at or below the highest threshold
-    /// (`hard`) through the horizon; None when it already does.
-    pub fn capacity_needed(&self) -> Option<f64> {
-        let hard = self.breaches.last()?.threshold;
-        let k = crate::scenario::capacity_needed(&self.forecast, hard);
-        (k > 1.0).then_some(k)
     }
 
     /// The last date to act: earliest crossing minus the lead time.
@@ -145,7 +216,7 @@ impl std::fmt::Display for Shift {
 }
 
 /// A resource (or a whole source) that could not be forecast.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {
     pub resource: Option<String>,
     pub message: String,
@@ -161,9 +232,12 @@ impl std::fmt::Display for RunError {
 }
 
 /// Everything a run produced, ranked: least headroom first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     pub as_of: i64,
+    /// Resources in the whole run, all shards counted (errors aside).
+    pub total: usize,
+    pub shard: Option<Shard>,
     pub resources: Vec<ResourceForecast>,
     pub errors: Vec<RunError>,
     pub notes: Vec<String>,
@@ -197,9 +271,69 @@ pub enum Progress {
     Done,
 }
 
-/// Reads every source the config names and forecasts every resource. `progress` is told
-/// how many resources there are, then called once per resource done (from any thread).
-pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + Sync)) -> RunResult {
+/// Which part of the fleet a run forecasts (`--shard I/N`, 1-based): the resources whose
+/// name hashes (FNV-1a, stable across machines and versions) to `I - 1` modulo `N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard `{text}`: expected I/N with 1 <= I <= N, e.g. 2/4");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn owns(&self, name: &str) -> bool {
+        (crate::stats::fnv1a(name) % self.count as u64) as usize == self.index - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Sees each resource while it still has its detail: plots and path files are written from
+/// here, so a run holds only summaries however large the fleet.
+pub trait Sink: Sync {
+    /// Before any resource: every resource name of the run (all shards), and the as-of time.
+    fn start(&mut self, names: &[&str], as_of: i64);
+    /// Each resource with its detail, from any thread, in no particular order.
+    fn each(&self, r: &ResourceForecast);
+    /// Resources with their detail, in run order, a chunk at a time (after `each`).
+    fn chunk(&mut self, resources: &[ResourceForecast]);
+}
+
+/// A sink that keeps nothing.
+pub struct NoSink;
+
+impl Sink for NoSink {
+    fn start(&mut self, _: &[&str], _: i64) {}
+    fn each(&self, _: &ResourceForecast) {}
+    fn chunk(&mut self, _: &[ResourceForecast]) {}
+}
+
+/// Resources fitted in parallel per chunk; a chunk's details are shed once the sink saw them.
+const CHUNK: usize = 256;
+
+/// Reads every source the config names and forecasts every resource (of `shard`, when
+/// given). `progress` is told how many resources there are, then called once per resource
+/// done (from any thread); `sink` sees each resource before its detail is shed.
+pub fn run(
+    config: &Config,
+    as_of: Option<i64>,
+    shard: Option<Shard>,
+    progress: &(dyn Fn(Progress) + Sync),
+    sink: &mut dyn Sink,
+) -> RunResult {
     let mut errors = vec![];
     let mut notes = vec![];
     let pulled = pull_all(config, as_of, None);
@@ -208,39 +342,60 @@ pub fn run(config: &Config, as_of: Option<i64>, progress: &(dyn Fn(Progress) + S
         notes.extend(p.notes.iter().cloned());
     }
     let work = assign(config, &pulled, &mut errors);
+    if let Some(sh) = shard {
+        errors.retain(|e| e.resource.as_deref().is_none_or(|r| sh.owns(r)));
+    }
     // Thresholds read from servers, by resource name.
     let from_server: HashMap<&str, &Vec<(String, f64)>> =
         pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
-    progress(Progress::Start(work.len()));
     let as_of = as_of
         .unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.timestamps.iter().max().copied()).max().unwrap_or(0));
-    let results: Vec<Result<ResourceForecast, RunError>> = work
-        .par_iter()
-        .map(|(raw, entry)| {
-            let settings = with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
-            let r = settings
-                .and_then(|s| forecast_resource(raw, &entry.source, &s, Some(as_of)))
-                .map(|mut f| {
-                    for s in config.scenarios.iter().filter(|s| s.applies_to(&f.name)) {
-                        let (path, breaches) = f.scenario(s);
-                        f.scenarios.push((s.name.clone(), path, breaches));
-                    }
-                    f
-                })
-                .map_err(|message| RunError { resource: Some(raw.name.clone()), message });
-            progress(Progress::Done);
-            r
-        })
+    let names: Vec<&str> = work.iter().map(|(raw, _)| raw.name.as_str()).collect();
+    sink.start(&names, as_of);
+    let total = work.len();
+    let mine: Vec<(usize, &RawSeries, &ResourceEntry)> = work
+        .iter()
+        .enumerate()
+        .filter(|(_, (raw, _))| shard.is_none_or(|sh| sh.owns(&raw.name)))
+        .map(|(i, (raw, entry))| (i, *raw, *entry))
         .collect();
+    progress(Progress::Start(mine.len()));
     let mut resources = vec![];
-    for r in results {
-        match r {
-            Ok(f) => resources.push(f),
-            Err(e) => errors.push(e),
+    for chunk in mine.chunks(CHUNK) {
+        let results: Vec<Result<ResourceForecast, RunError>> = chunk
+            .par_iter()
+            .map(|&(index, raw, entry)| {
+                let settings = with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
+                let r = settings
+                    .and_then(|s| forecast_resource(raw, &entry.source, &s, Some(as_of)))
+                    .and_then(|mut f| {
+                        f.index = index;
+                        for s in config.scenarios.iter().filter(|s| s.applies_to(&raw.name)) {
+                            f.add_scenario(s)?;
+                        }
+                        sink.each(&f);
+                        Ok(f)
+                    })
+                    .map_err(|message| RunError { resource: Some(raw.name.clone()), message });
+                progress(Progress::Done);
+                r
+            })
+            .collect();
+        let mut done = vec![];
+        for r in results {
+            match r {
+                Ok(f) => done.push(f),
+                Err(e) => errors.push(e),
+            }
+        }
+        sink.chunk(&done);
+        for mut f in done {
+            f.shed();
+            resources.push(f);
         }
     }
     rank(&mut resources, as_of);
-    RunResult { as_of, resources, errors, notes, fail_on: config.fail_on }
+    RunResult { as_of, resources, errors, notes, fail_on: config.fail_on, total, shard }
 }
 
 /// The entry's settings with values read from the server applied: the capacity, and
@@ -510,41 +665,55 @@ pub fn forecast_resource(
     let sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
         .map_err(|e| e.to_string())?;
     let last_value = history.last_value().unwrap_or(f64::NAN);
-    let breaches = settings
+    let breaches: Vec<Breach> = settings
         .thresholds
         .iter()
         .map(|(name, t)| breach::analyse(name, *t, &sel.forecast, settings.level, &fit.values, &sel.errors))
         .collect();
+    let capacity_needed =
+        breaches.last().map(|b| crate::scenario::capacity_needed(&sel.forecast, b.threshold)).filter(|k| *k > 1.0);
     Ok(ResourceForecast {
+        index: 0,
         name: raw.name.clone(),
         source: source.to_string(),
         settings: settings.clone(),
+        step,
+        history_start: history.start,
+        last_observed: end,
         fit_start: fit.start,
-        fitted: sel.fitted,
-        forecast_start: end + step,
-        history,
         model: sel.model,
         backtest: sel.backtest,
-        forecast: sel.forecast,
+        forecast_start: end + step,
         breaches,
-        errors: sel.errors,
         scenarios: vec![],
         last_value,
+        capacity_needed,
+        outline: outline(&sel.forecast, end + step, step),
         notes,
+        detail: Some(Detail {
+            history,
+            fitted: sel.fitted,
+            forecast: sel.forecast,
+            errors: sel.errors,
+            scenario_paths: vec![],
+        }),
     })
 }
 
 /// Least headroom first: already breached, then soonest earliest crossing, then the highest
 /// breach probability, then by name (so the order is deterministic).
 pub fn rank(resources: &mut [ResourceForecast], as_of: i64) {
-    resources.sort_by(|a, b| {
-        let key = |r: &ResourceForecast| {
-            let breached = r.breaches.iter().filter(|b| b.already_breached).count();
-            let days = r.headroom_days(as_of).unwrap_or(f64::INFINITY);
-            let p = r.breaches.iter().map(|b| b.probability).fold(0.0, f64::max);
-            (std::cmp::Reverse(breached), days, -p)
-        };
-        let (ka, kb) = (key(a), key(b));
-        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then_with(|| a.name.cmp(&b.name))
-    });
+    resources.sort_by(|a, b| rank_order(a, b, as_of));
+}
+
+/// The ranking's order of two resources.
+pub fn rank_order(a: &ResourceForecast, b: &ResourceForecast, as_of: i64) -> std::cmp::Ordering {
+    let key = |r: &ResourceForecast| {
+        let breached = r.breaches.iter().filter(|b| b.already_breached).count();
+        let days = r.headroom_days(as_of).unwrap_or(f64::INFINITY);
+        let p = r.breaches.iter().map(|b| b.probability).fold(0.0, f64::max);
+        (std::cmp::Reverse(breached), days, -p)
+    };
+    let (ka, kb) = (key(a), key(b));
+    ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then_with(|| a.name.cmp(&b.name))
 }

@@ -95,6 +95,11 @@ impl SplitMix64 {
 }
 
 /// Deterministic pseudo-noise in [-0.5, 0.5) indexed by `i`, for tests.
+/// FNV-1a, 64 bits: a stable hash of text (the same on every machine and version).
+pub fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
 #[cfg(test)]
 pub fn test_noise(i: usize) -> f64 {
     SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5

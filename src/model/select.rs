@@ -35,7 +35,7 @@ pub struct Selection {
 }
 
 /// Out-of-sample accuracy of the chosen model inside the history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Backtest {
     /// Mean absolute error over the origins.
     pub mae: f64,

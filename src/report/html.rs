@@ -25,7 +25,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-hard { background: #d62728; color: #fff; } .status-soft { background: #ff7f0e; color: #fff; }
 .status-ok { background: #2ca02c; color: #fff; } .status-error { background: #555; color: #fff; }
 article { border-top: 2px solid #eee; margin-top: 1.5em; padding-top: 0.5em; }
-article h2 { font-size: 1.2em; } .plot svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+article h2 { font-size: 1.2em; } .plot svg, .plot img { max-width: 100%; height: auto; border: 1px solid #eee; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; font-size: 0.92em; }
 dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
 .errors li { color: #a00; } code { background: #f4f4f4; padding: 0 0.2em; }
@@ -138,8 +138,17 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
     let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(r, as_of));
     match report.plots.get(&r.name) {
-        Some(svg) => {
+        Some(svg) if !svg.is_empty() => {
             let _ = writeln!(h, "<div class=\"plot\">{svg}</div>");
+        }
+        // A large fleet links its plots (the page would be too heavy with them inline).
+        Some(_) => {
+            let src = format!("plots/{}.svg", esc(&slug));
+            let _ = writeln!(
+                h,
+                "<div class=\"plot\"><a href=\"{src}\"><img src=\"{src}\" loading=\"lazy\" alt=\"forecast plot of {}\"></a></div>",
+                esc(&r.name)
+            );
         }
         None => h.push_str("<p class=\"sub\">Not plotted in this run (<code>--plots</code>).</p>\n"),
     }
@@ -160,7 +169,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     h.push_str("</tbody>\n</table>\n");
     if !r.scenarios.is_empty() {
         h.push_str("<table>\n<thead><tr><th>What if</th><th>Threshold</th><th>Expected</th><th>Earliest</th><th>Days gained</th><th>Probability</th></tr></thead>\n<tbody>\n");
-        for (name, _, breaches) in &r.scenarios {
+        for (name, breaches) in &r.scenarios {
             for b in breaches {
                 let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
                 let gained = r.shift(b);
@@ -184,7 +193,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
     };
     fact("Source", esc(&r.source));
-    if let Some(k) = r.capacity_needed() {
+    if let Some(k) = r.capacity_needed {
         let by = r.breaches.last().and_then(|b| r.act_by(b)).map_or(String::new(), |t| format!(", act by {}", day(t)));
         fact(
             "Capacity needed",
@@ -194,7 +203,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             ),
         );
     }
-    fact("Last value", format!("{} at {}", level(r, r.last_value), rfc3339(r.history.end())));
+    fact("Last value", format!("{} at {}", level(r, r.last_value), rfc3339(r.last_observed)));
     if let Some(c) = r.settings.capacity {
         let u = r.settings.unit.as_deref();
         fact("Capacity", u.map_or(fmt_value(c), |u| format!("{} ({c:e} {})", format_quantity(c, u), esc(u))));
@@ -233,8 +242,8 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             "{} step, {} per step, from {}{}",
             format_duration(r.step()),
             s.aggregate.name(),
-            day(r.history.start),
-            if r.fit_start > r.history.start { format!(", fitted from {}", day(r.fit_start)) } else { String::new() }
+            day(r.history_start),
+            if r.fit_start > r.history_start { format!(", fitted from {}", day(r.fit_start)) } else { String::new() }
         ),
     );
     fact(

@@ -60,7 +60,7 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
         "status": r.status(as_of),
         "headroom_days": days(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min()),
         "last_value": finite(r.last_value),
-        "last_observed_at": rfc3339(r.history.end()),
+        "last_observed_at": rfc3339(r.last_observed),
         "model": r.model,
         "backtest": r.backtest.as_ref().map(|b| json!({
             "mae": b.mae, "mase": b.mase, "origins": b.origins, "horizon_steps": b.horizon,
@@ -74,12 +74,12 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "bounded": s.bounded,
             "alert_within": format_duration(s.alert_within),
             "lead_time": format_duration(s.lead_time),
-            "history_start": rfc3339(r.history.start),
+            "history_start": rfc3339(r.history_start),
             "fit_start": rfc3339(r.fit_start),
             "unit": s.unit,
             "capacity": s.capacity,
         },
-        "capacity_needed": r.capacity_needed().map(|k| json!({
+        "capacity_needed": r.capacity_needed.map(|k| json!({
             "factor": round(k, 4),
             "act_by": r.breaches.last().and_then(|b| r.act_by(b)).map(rfc3339),
         })),
@@ -94,7 +94,7 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "probability": round(b.probability, 4),
             "already_breached": b.already_breached,
         })).collect::<Vec<_>>(),
-        "scenarios": r.scenarios.iter().map(|(name, _, breaches)| json!({
+        "scenarios": r.scenarios.iter().map(|(name, breaches)| json!({
             "name": name,
             "breaches": breaches.iter().map(|b| {
                 let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
@@ -112,13 +112,11 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
                 })
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "forecast": forecast_points(r),
+        "forecast": r.outline.iter().map(|p| json!({
+            "timestamp": rfc3339(p.t), "mean": p.mean, "lower": p.lower, "upper": p.upper,
+        })).collect::<Vec<_>>(),
         "notes": r.notes,
     })
-}
-
-fn forecast_points(r: &ResourceForecast) -> Vec<Value> {
-    points(&r.forecast, r.forecast_start, r.step())
 }
 
 /// A forecast path as CONTRACT.md writes it; `start` is the first step's time.
@@ -149,7 +147,7 @@ fn contract_breaches(breaches: &[Breach], start: i64, step: i64) -> Vec<Value> {
 
 /// The `headroom whatif --format json` document (CONTRACT.md): the baseline and each
 /// scenario's forecast and breaches.
-pub fn whatif(r: &ResourceForecast, scenarios: &[(String, Forecast, Vec<Breach>)]) -> Value {
+pub fn whatif(r: &ResourceForecast, baseline: &Forecast, scenarios: &[(String, Forecast, Vec<Breach>)]) -> Value {
     let (start, step) = (r.forecast_start, r.step());
     json!({
         "series": r.name,
@@ -157,7 +155,7 @@ pub fn whatif(r: &ResourceForecast, scenarios: &[(String, Forecast, Vec<Breach>)
         "level": r.settings.level,
         "baseline": {
             "model": r.model,
-            "forecast": forecast_points(r),
+            "forecast": points(baseline, start, step),
             "breaches": contract_breaches(&r.breaches, start, step),
         },
         "scenarios": scenarios.iter().map(|(name, f, b)| json!({
@@ -170,13 +168,13 @@ pub fn whatif(r: &ResourceForecast, scenarios: &[(String, Forecast, Vec<Breach>)
 
 /// The `headroom forecast --format json` document (CONTRACT.md), extended with the backtest
 /// and `already_breached`.
-pub fn contract(r: &ResourceForecast) -> Value {
+pub fn contract(r: &ResourceForecast, f: &Forecast) -> Value {
     json!({
         "series": r.name,
         "step_seconds": r.step(),
         "model": r.model,
         "level": r.settings.level,
-        "forecast": forecast_points(r),
+        "forecast": points(f, r.forecast_start, r.step()),
         "breaches": contract_breaches(&r.breaches, r.forecast_start, r.step()),
         "backtest": r.backtest.as_ref().map(|b| json!({"mae": b.mae, "mase": b.mase, "origins": b.origins})),
         "notes": r.notes,

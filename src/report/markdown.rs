@@ -39,7 +39,7 @@ impl Exporter for Summary {
             };
             let p_hard = r.breach("hard").map_or("–".into(), |b| format!("{:.0} %", b.probability * 100.0));
             let mase = r.backtest.as_ref().and_then(|b| b.mase).map_or("–".into(), |m| format!("{m:.2}"));
-            let needed = match (r.capacity_needed(), r.breaches.last().and_then(|b| r.act_by(b))) {
+            let needed = match (r.capacity_needed, r.breaches.last().and_then(|b| r.act_by(b))) {
                 (Some(k), Some(by)) => format!("×{k:.2} by {}", day(by)),
                 (Some(k), None) => format!("×{k:.2}"),
                 _ => "–".into(),
@@ -100,7 +100,7 @@ pub fn whatif_table(run: &RunResult) -> String {
                 b.probability * 100.0
             );
         }
-        for (name, _, breaches) in &r.scenarios {
+        for (name, breaches) in &r.scenarios {
             for b in breaches {
                 let gained = r.shift(b);
                 let _ = write!(

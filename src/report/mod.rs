@@ -6,9 +6,9 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
-pub mod parquet;
 pub mod plot;
 pub mod prom;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -59,8 +59,6 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(html::Page),
         Box::new(markdown::Summary),
         Box::new(json::ForecastsJson),
-        Box::new(parquet::ForecastPaths),
-        Box::new(parquet::ScenarioPaths),
         Box::new(junit::Junit),
         Box::new(prom::Textfile),
     ]
@@ -91,21 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 /// Which resources get plots: `all`, `none`, or `auto` (every resource of a fleet up to
 /// 200; beyond that, those crossing a threshold within the horizon plus the 50 with least
-/// headroom). Resources arrive ranked, least headroom first.
-pub fn plotted(resources: &[ResourceForecast], mode: PlotMode) -> Vec<&ResourceForecast> {
-    match mode {
-        PlotMode::None => vec![],
-        PlotMode::All => resources.iter().collect(),
-        PlotMode::Auto if resources.len() <= 200 => resources.iter().collect(),
-        PlotMode::Auto => resources
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| *i < 50 || r.breaches.iter().any(|b| b.earliest_step.is_some()))
-            .map(|(_, r)| r)
-            .collect(),
-    }
-}
-
+/// headroom; see [`stream::Streamer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlotMode {
     Auto,
@@ -135,14 +119,10 @@ pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, S
         .iter()
         .map(|n| {
             let b = base(n);
-            let slug = if count[&b] > 1 { format!("{b}-{:08x}", fnv1a(n) as u32) } else { b };
+            let slug = if count[&b] > 1 { format!("{b}-{:08x}", crate::stats::fnv1a(n) as u32) } else { b };
             (n.to_string(), slug)
         })
         .collect()
-}
-
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 /// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
@@ -252,6 +232,8 @@ pub(crate) mod testdata {
             }],
             notes: vec![],
             fail_on: FailOn::Hard,
+            total: 3,
+            shard: None,
         }
     }
 
@@ -291,20 +273,6 @@ mod tests {
         assert_ne!(s["Web/CPU"], s["web_cpu"]);
         assert!(s["Web/CPU"].starts_with("web_cpu-"));
         assert!(s.values().all(|v| !v.contains("..") && !v.contains('/')));
-    }
-
-    #[test]
-    fn plot_selection_follows_the_design() {
-        let run = testdata::run();
-        let template = run.resources.iter().find(|r| r.breaches.iter().all(|b| b.earliest_step.is_none())).unwrap();
-        let crossing = run.resources.iter().find(|r| r.breaches.iter().any(|b| b.earliest_step.is_some())).unwrap();
-        // 250 resources: the first 50 (least headroom) and every crossing one beyond.
-        let mut fleet: Vec<ResourceForecast> = (0..250).map(|_| template.clone()).collect();
-        fleet[120] = crossing.clone();
-        assert_eq!(plotted(&fleet, PlotMode::Auto).len(), 51);
-        assert_eq!(plotted(&fleet, PlotMode::All).len(), 250);
-        assert!(plotted(&fleet, PlotMode::None).is_empty());
-        assert_eq!(plotted(&fleet[..200], PlotMode::Auto).len(), 200);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use resvg::{tiny_skia, usvg};
 
 use super::threshold;
 use crate::config::EventKind;
-use crate::pipeline::ResourceForecast;
+use crate::pipeline::{Detail, ResourceForecast};
 use crate::time::day;
 
 const SIZE: (u32, u32) = (1000, 500);
@@ -42,7 +42,8 @@ pub fn render_svg(r: &ResourceForecast, as_of: i64) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, r, as_of).map_err(|e| e.to_string())?;
+        let d = r.detail.as_ref().ok_or("no history and forecast left to draw (detail shed)")?;
+        draw(&root, r, d, as_of).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -177,18 +178,19 @@ fn key_points(x0: i64, x1: i64) -> Vec<i64> {
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     r: &ResourceForecast,
+    d: &Detail,
     as_of: i64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let (chart_area, footer_area) = root.split_vertically(SIZE.1 - 26);
-    let h = &r.history;
-    let f = &r.forecast;
+    let h = &d.history;
+    let f = &d.forecast;
     let n = f.mean.len();
     let x0 = h.start;
     let x1 = r.forecast_time(n.saturating_sub(1)).max(x0 + 1);
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
-    let scenarios = r.scenarios.iter().flat_map(|(_, sf, _)| sf.lower.iter().chain(&sf.upper));
+    let scenarios = d.scenario_paths.iter().flat_map(|sf| sf.lower.iter().chain(&sf.upper));
     for v in h.values.iter().chain(&f.lower).chain(&f.upper).chain(scenarios).filter(|v| v.is_finite()) {
         lo = lo.min(*v);
         hi = hi.max(*v);
@@ -277,7 +279,7 @@ fn draw<DB: DrawingBackend>(
     let fit_offset = ((r.fit_start - h.start) / h.step).max(0) as usize;
     let fit_time = |i: usize| h.time(fit_offset + i);
     let light = RGBColor(110, 170, 220);
-    for (k, run) in bins(fit_time, &r.fitted, &r.fitted, &r.fitted, width).iter().enumerate() {
+    for (k, run) in bins(fit_time, &d.fitted, &d.fitted, &d.fitted, width).iter().enumerate() {
         let s = chart.draw_series(LineSeries::new(run.iter().map(|b| (b.t, b.mean)), light.stroke_width(1)))?;
         if k == 0 {
             s.label("fitted").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], light));
@@ -296,7 +298,7 @@ fn draw<DB: DrawingBackend>(
 
     // What-if scenarios: their bands, faint, and mean paths, dashed.
     let palette = [RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
-    for (name, sf, _) in &r.scenarios {
+    for ((name, _), sf) in r.scenarios.iter().zip(&d.scenario_paths) {
         // Colour by name, so a scenario looks the same in every resource's plot.
         let color =
             palette[name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize)) % palette.len()];

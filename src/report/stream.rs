@@ -1,0 +1,313 @@
+//! Outputs written while resources stream through a run, so that a run of any size holds
+//! only summaries: plots (drawn as each resource is forecast) and the forecast and scenario
+//! paths (`forecasts.parquet`, `scenarios.parquet`, written in run order).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use polars::prelude::*;
+
+use super::{PlotMode, plot};
+use crate::model::Forecast;
+use crate::pipeline::{ResourceForecast, Sink, rank_order};
+
+/// A fleet up to this size has every resource plotted (`--plots auto`) and its plots inline
+/// in `index.html`; a larger one has plots for resources that cross a threshold within the
+/// horizon plus the [`EXTRA_PLOTS`] with least headroom, linked from the page.
+pub const PLOT_ALL_UP_TO: usize = 200;
+pub const EXTRA_PLOTS: usize = 50;
+
+/// Resources per row group of the path files (row groups follow run order, so a merged
+/// sharded run writes the same bytes).
+const RESOURCES_PER_GROUP: usize = 64;
+
+/// Plots drawn: resource name -> SVG text when inlined, empty when only linked.
+pub type Plots = BTreeMap<String, String>;
+
+pub struct Streamer {
+    plots_dir: PathBuf,
+    mode: PlotMode,
+    /// [`PLOT_ALL_UP_TO`] and [`EXTRA_PLOTS`] (smaller in tests).
+    all_up_to: usize,
+    extra: usize,
+    pub slugs: BTreeMap<String, String>,
+    as_of: i64,
+    total: usize,
+    drawn: Mutex<Plots>,
+    plot_errors: Mutex<Vec<String>>,
+    /// Resources that do not cross within the horizon, with their detail: the best
+    /// [`EXTRA_PLOTS`] by rank so far (a large fleet plots them at the end).
+    extras: Vec<ResourceForecast>,
+    paths: Result<PathWriter, String>,
+    scenarios: Result<PathWriter, String>,
+}
+
+impl Streamer {
+    pub fn new(out: &Path, mode: PlotMode) -> Streamer {
+        Streamer {
+            plots_dir: out.join("plots"),
+            mode,
+            all_up_to: PLOT_ALL_UP_TO,
+            extra: EXTRA_PLOTS,
+            slugs: BTreeMap::new(),
+            as_of: 0,
+            total: 0,
+            drawn: Mutex::new(BTreeMap::new()),
+            plot_errors: Mutex::new(vec![]),
+            extras: vec![],
+            paths: PathWriter::create(&out.join("forecasts.parquet"), false),
+            scenarios: PathWriter::create(&out.join("scenarios.parquet"), true),
+        }
+    }
+
+    /// Whether plots go inline into `index.html` (a small fleet) or are linked.
+    pub fn inline(&self) -> bool {
+        self.total <= self.all_up_to
+    }
+
+    fn plot_now(&self, r: &ResourceForecast) -> bool {
+        match self.mode {
+            PlotMode::None => false,
+            PlotMode::All => true,
+            PlotMode::Auto => self.inline() || crosses(r),
+        }
+    }
+
+    fn draw(&self, r: &ResourceForecast) {
+        let Some(slug) = self.slugs.get(&r.name) else { return };
+        match plot::write(r, self.as_of, &self.plots_dir, slug) {
+            Ok(svg) => {
+                let kept = if self.inline() { svg } else { String::new() };
+                lock(&self.drawn).insert(r.name.clone(), kept);
+            }
+            Err(e) => lock(&self.plot_errors).push(format!("resource {}: plot: {e}", r.name)),
+        }
+    }
+
+    /// Draws the remaining plots (the least-headroom resources of a large fleet that do not
+    /// cross), closes the path files, and returns the plots and any errors.
+    pub fn finish(mut self, ranked: &[ResourceForecast]) -> (Plots, Vec<String>) {
+        let wanted: HashSet<&str> = ranked.iter().take(self.extra).map(|r| r.name.as_str()).collect();
+        for r in std::mem::take(&mut self.extras).iter().filter(|r| wanted.contains(r.name.as_str())) {
+            self.draw(r);
+        }
+        let mut errors = self.plot_errors.into_inner().unwrap_or_else(|e| e.into_inner());
+        for w in [self.paths, self.scenarios] {
+            if let Err(e) = w.and_then(PathWriter::finish) {
+                errors.push(e);
+            }
+        }
+        (self.drawn.into_inner().unwrap_or_else(|e| e.into_inner()), errors)
+    }
+}
+
+impl Sink for Streamer {
+    fn start(&mut self, names: &[&str], as_of: i64) {
+        self.slugs = super::slugs(names.iter().copied());
+        self.as_of = as_of;
+        self.total = names.len();
+    }
+
+    fn each(&self, r: &ResourceForecast) {
+        if self.plot_now(r) {
+            self.draw(r);
+        }
+    }
+
+    fn chunk(&mut self, resources: &[ResourceForecast]) {
+        for r in resources {
+            let Some(d) = &r.detail else { continue };
+            if let Ok(w) = &mut self.paths {
+                w.add(None, r, &d.forecast);
+            }
+            if let Ok(w) = &mut self.scenarios {
+                for ((name, _), f) in r.scenarios.iter().zip(&d.scenario_paths) {
+                    w.add(Some(name), r, f);
+                }
+                w.end_resource();
+            }
+            if let Ok(w) = &mut self.paths {
+                w.end_resource();
+            }
+        }
+        if self.mode == PlotMode::Auto && !self.inline() {
+            self.extras.extend(resources.iter().filter(|r| !crosses(r)).cloned());
+            let as_of = self.as_of;
+            self.extras.sort_by(|a, b| rank_order(a, b, as_of));
+            self.extras.truncate(self.extra);
+        }
+    }
+}
+
+fn crosses(r: &ResourceForecast) -> bool {
+    r.breaches.iter().any(|b| b.earliest_step.is_some())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes forecast paths to a Parquet file (through a temporary file renamed at the end),
+/// a row group per [`RESOURCES_PER_GROUP`] resources.
+pub struct PathWriter {
+    target: PathBuf,
+    tmp: PathBuf,
+    writer: polars::io::parquet::write::BatchedWriter<File>,
+    with_scenario: bool,
+    rows: Rows,
+    resources: usize,
+    /// The first error writing a batch, reported by `finish`.
+    error: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Rows {
+    pub scenario: Vec<String>,
+    pub resource: Vec<String>,
+    /// Unix milliseconds.
+    pub timestamp: Vec<i64>,
+    pub mean: Vec<f64>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+impl PathWriter {
+    pub fn create(target: &Path, with_scenario: bool) -> Result<PathWriter, String> {
+        let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let tmp = target.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let fail = |e: String| format!("cannot write {}: {e}", target.display());
+        let file = File::create(&tmp).map_err(|e| fail(e.to_string()))?;
+        let schema = frame(Rows::default(), with_scenario).map_err(fail)?.schema().as_ref().clone();
+        let writer = ParquetWriter::new(file).batched(&schema).map_err(|e| fail(e.to_string()))?;
+        Ok(PathWriter {
+            target: target.to_path_buf(),
+            tmp,
+            writer,
+            with_scenario,
+            rows: Rows::default(),
+            resources: 0,
+            error: None,
+        })
+    }
+
+    /// Adds one path of a resource.
+    pub fn add(&mut self, scenario: Option<&str>, r: &ResourceForecast, f: &Forecast) {
+        for i in 0..f.mean.len() {
+            self.rows.scenario.push(scenario.unwrap_or_default().to_string());
+            self.rows.resource.push(r.name.clone());
+            self.rows.timestamp.push(r.forecast_time(i) * 1000);
+            self.rows.mean.push(f.mean[i]);
+            self.rows.lower.push(f.lower[i]);
+            self.rows.upper.push(f.upper[i]);
+        }
+    }
+
+    /// Adds rows read back from another path file (merging shards).
+    pub fn add_rows(&mut self, rows: Rows) {
+        let r = &mut self.rows;
+        r.scenario.extend(rows.scenario);
+        r.resource.extend(rows.resource);
+        r.timestamp.extend(rows.timestamp);
+        r.mean.extend(rows.mean);
+        r.lower.extend(rows.lower);
+        r.upper.extend(rows.upper);
+    }
+
+    /// Ends one resource's rows; every [`RESOURCES_PER_GROUP`] resources become a row group.
+    pub fn end_resource(&mut self) {
+        self.resources += 1;
+        if self.resources % RESOURCES_PER_GROUP == 0 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.rows.resource.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let written =
+            frame(rows, self.with_scenario).and_then(|df| self.writer.write_batch(&df).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    pub fn finish(mut self) -> Result<(), String> {
+        self.flush();
+        let fail = |e: String| format!("cannot write {}: {e}", self.target.display());
+        if let Some(e) = self.error.take() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(fail(e));
+        }
+        self.writer.finish().map_err(|e| fail(e.to_string()))?;
+        std::fs::rename(&self.tmp, &self.target).map_err(|e| fail(e.to_string()))
+    }
+}
+
+fn frame(rows: Rows, with_scenario: bool) -> Result<DataFrame, String> {
+    let timestamp = Column::new("timestamp".into(), rows.timestamp)
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .map_err(|e| e.to_string())?;
+    let mut columns = vec![];
+    if with_scenario {
+        columns.push(Column::new("scenario".into(), rows.scenario));
+    }
+    columns.extend([
+        Column::new("resource".into(), rows.resource),
+        timestamp,
+        Column::new("mean".into(), rows.mean),
+        Column::new("lower".into(), rows.lower),
+        Column::new("upper".into(), rows.upper),
+    ]);
+    DataFrame::new_infer_height(columns).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::rank;
+    use crate::report::testdata;
+
+    #[test]
+    fn plot_selection_follows_the_design() {
+        let run = testdata::run();
+        let calm = run.resources.iter().find(|r| r.breaches.iter().all(|b| b.earliest_step.is_none())).unwrap();
+        let crossing = run.resources.iter().find(|r| crosses(r)).unwrap();
+        let fleet: Vec<ResourceForecast> = (0..25)
+            .map(|i| ResourceForecast {
+                index: i,
+                name: format!("r{i:03}"),
+                ..if i == 12 { crossing.clone() } else { calm.clone() }
+            })
+            .collect();
+        // At a tenth of the scale: 25 resources, every crossing one plus the 5 with least
+        // headroom (the crossing one ranks first, so 5 in all), linked; 20: all, inline.
+        for (mode, total, want) in [(PlotMode::Auto, 25, 5), (PlotMode::None, 25, 0), (PlotMode::Auto, 20, 20)] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("plots")).unwrap();
+            let mut s = Streamer { all_up_to: 20, extra: 5, ..Streamer::new(dir.path(), mode) };
+            let names: Vec<&str> = fleet[..total].iter().map(|r| r.name.as_str()).collect();
+            s.start(&names, run.as_of);
+            for chunk in fleet[..total].chunks(64) {
+                chunk.iter().for_each(|r| s.each(r));
+                s.chunk(chunk);
+            }
+            let mut ranked = fleet[..total].to_vec();
+            rank(&mut ranked, run.as_of);
+            let (plots, errors) = s.finish(&ranked);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(plots.len(), want, "{mode:?} {total}");
+            assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 2 * want);
+            assert!(plots.values().all(|svg| svg.is_empty() != (total <= 20)));
+            assert_eq!(plots.contains_key("r012"), mode == PlotMode::Auto);
+            // Every forecast step of every resource, in run order.
+            let file = File::open(dir.path().join("forecasts.parquet")).unwrap();
+            let df = ParquetReader::new(file).finish().unwrap();
+            let steps: usize = fleet[..total].iter().map(|r| r.detail.as_ref().unwrap().forecast.mean.len()).sum();
+            assert_eq!(df.height(), steps);
+        }
+    }
+}
