@@ -35,6 +35,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Regenerate the bundled sample fleet.
     Sample(SampleArgs),
+    /// Time a whole run on a synthetic fleet (or a given file): resources per second, total
+    /// time and peak memory.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +146,29 @@ pub struct ForecastArgs {
     pub model: String,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Resources in the synthetic fleet.
+    #[arg(long, default_value_t = 1000)]
+    pub resources: usize,
+    /// Days of hourly history per resource.
+    #[arg(long, default_value_t = 365)]
+    pub days: usize,
+    /// Time the run on this long-format file (resource,timestamp,value; e.g. written by
+    /// ../shared/bench/fleet.py) instead of generating one.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Reports folder (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Which resources get plots.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub plots: PlotMode,
+    /// Forecast horizon.
+    #[arg(long, default_value = "90d")]
+    pub horizon: String,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{CheckArgs, Command, ForecastArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
+use crate::cli::{BenchArgs, CheckArgs, Command, ForecastArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::stream::Streamer;
@@ -50,6 +50,7 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
         Command::Pull(a) => pull(&a),
         Command::Check(a) => check(&a),
         Command::Sample(a) => sample(&a),
+        Command::Bench(a) => bench(&a),
     }
 }
 
@@ -398,6 +399,91 @@ fn check(args: &CheckArgs) -> anyhow::Result<Status> {
         );
     }
     Ok(if failed == 0 { Status::Ok } else { Status::Error })
+}
+
+/// `headroom bench`: writes a synthetic fleet (unless `--input`), then times a whole
+/// `headroom run` over it in a child process: wall time, CPU time and peak memory.
+fn bench(args: &BenchArgs) -> anyhow::Result<Status> {
+    let scratch = std::env::temp_dir().join(format!("headroom-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    let result = bench_in(args, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
+    let input = match &args.input {
+        Some(p) => std::path::absolute(p).with_context(|| format!("{}", p.display()))?,
+        None => {
+            let started = Instant::now();
+            let fleet = crate::sample::synthetic_fleet(args.resources, args.days, 1);
+            let path = scratch.join("fleet.parquet");
+            file::write_long_parquet(&path, &fleet).map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "bench: generated {} resources x {} hourly points in {:.1} s",
+                args.resources,
+                args.days * 24,
+                started.elapsed().as_secs_f64()
+            );
+            path
+        }
+    };
+    let out = args.out.clone().unwrap_or_else(|| scratch.join("reports"));
+    let config = scratch.join("bench.toml");
+    let text = format!(
+        "[defaults]\nbounded = true\nhorizon = {}\n[sources.fleet]\nkind = \"files\"\npath = {}\n[[resources]]\nsource = \"fleet\"\n",
+        toml::Value::String(args.horizon.clone()),
+        toml::Value::String(input.display().to_string())
+    );
+    std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    let plots = format!("{:?}", args.plots).to_lowercase();
+    let started = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["run", "--quiet", "--plots", &plots, "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .context("cannot start the timed run")?;
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("the timed run failed ({status})");
+    }
+    let (peak_kib, cpu) = child_usage();
+    let prom = std::fs::read_to_string(out.join("headroom.prom")).unwrap_or_default();
+    let n: f64 = prom
+        .lines()
+        .find_map(|l| l.strip_prefix("headroom_forecast_resources "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let plotted = std::fs::read_dir(out.join("plots")).map_or(0, |d| d.count() / 2);
+    out!(
+        "{n} resources from {} ({} plotted), horizon {}, {} threads\n\
+         total {wall:.1} s, {:.0} resources/s, {:.2} ms wall and {:.2} ms CPU per resource, peak RSS {:.0} MiB",
+        input.display(),
+        plotted,
+        args.horizon,
+        rayon::current_num_threads(),
+        n / wall,
+        1000.0 * wall / n.max(1.0),
+        1000.0 * cpu / n.max(1.0),
+        peak_kib as f64 / 1024.0
+    );
+    if args.out.is_some() {
+        out!("reports in {}", out.display());
+    }
+    Ok(Status::Ok)
+}
+
+/// Peak resident memory (KiB) and CPU seconds (user + system) of waited-for children.
+fn child_usage() -> (i64, f64) {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
+        return (0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (u.ru_maxrss, secs(u.ru_utime) + secs(u.ru_stime))
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<Status> {

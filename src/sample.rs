@@ -258,6 +258,40 @@ pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
     Ok(vec![(parquet.display().to_string(), series.len()), (csv_path.display().to_string(), 1)])
 }
 
+/// A synthetic fleet for benchmarks (`headroom bench`): `n` saturation ratios, `days` of
+/// hourly history ending at [`END`], each with its own level, growth, daily and weekly cycle
+/// and noise; a fifth have a level shift somewhere in the middle (as `../shared/bench/fleet.py`).
+pub fn synthetic_fleet(n: usize, days: usize, seed: u64) -> Vec<RawSeries> {
+    let hours = days * 24;
+    let mut rng = SplitMix64(seed);
+    (0..n)
+        .map(|k| {
+            let mut u = || rng.uniform();
+            let (base, slope) = (0.1 + 0.5 * u(), (-0.0002 + 0.0022 * u()) / 24.0);
+            let (amp_d, amp_w, noise, phase) = (0.15 * u(), 0.05 * u(), 0.005 + 0.025 * u(), 6.3 * u());
+            let shift = if u() < 0.2 { Some((((0.25 + 0.5 * u()) * hours as f64) as usize, -0.15 + 0.3 * u())) } else { None };
+            let timestamps = (0..hours).map(|i| END - (hours - 1 - i) as i64 * 3600).collect();
+            let values = (0..hours)
+                .map(|i| {
+                    let t = i as f64;
+                    let mut v = base
+                        + slope * t
+                        + amp_d * (2.0 * PI * (i % 24) as f64 / 24.0 + phase).sin()
+                        + amp_w * (2.0 * PI * (i % 168) as f64 / 168.0).sin()
+                        + noise * rng.normal();
+                    if let Some((at, by)) = shift {
+                        if i >= at {
+                            v += by;
+                        }
+                    }
+                    (v.clamp(0.0, 1.0) * 1e4).round() / 1e4
+                })
+                .collect();
+            RawSeries { name: format!("svc{}/res{k}", k / 20), origin: String::new(), timestamps, values }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

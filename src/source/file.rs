@@ -61,11 +61,69 @@ pub fn read_file(path: &Path, opts: &FileOptions) -> Result<Pulled, SourceError>
         return Err(fail("file is empty (expected a header line `timestamp,value` and data rows)".into()));
     }
     let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let df = if is_parquet { read_parquet(path) } else { read_csv(path) }.map_err(fail)?;
-    // CSV data rows start on line 2; Parquet has rows, not lines.
-    let locate = |row: usize| if is_parquet { format!("row {}", row + 1) } else { format!("line {}", row + 2) };
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| shown.clone());
-    to_series(&df, &shown, &stem, opts, &locate).map_err(fail)
+    let mut acc = Collected::default();
+    if is_parquet {
+        // A slice of rows at a time, so a large fleet file never sits in memory twice.
+        let rows = parquet_rows(path).map_err(fail)?;
+        let mut offset = 0;
+        loop {
+            let df = read_parquet(path, offset, PARQUET_SLICE).map_err(fail)?;
+            let locate = |row: usize| format!("row {}", offset + row + 1);
+            if offset == 0 || df.height() > 0 {
+                to_series(&df, &shown, &stem, opts, &locate, &mut acc).map_err(fail)?;
+            }
+            offset += df.height();
+            if df.height() == 0 || offset >= rows {
+                break;
+            }
+        }
+    } else {
+        let df = read_csv(path).map_err(fail)?;
+        // CSV data rows start on line 2.
+        to_series(&df, &shown, &stem, opts, &|row| format!("line {}", row + 2), &mut acc).map_err(fail)?;
+    }
+    acc.finish(&shown).map_err(fail)
+}
+
+/// Rows of a Parquet file read at once.
+const PARQUET_SLICE: usize = 1 << 20;
+
+/// Series gathered from a file's rows, slice by slice.
+#[derive(Default)]
+struct Collected {
+    out: Pulled,
+    index: HashMap<String, usize>,
+    failed: HashMap<String, String>,
+    nan_rows: usize,
+    single: bool,
+}
+
+impl Collected {
+    fn finish(mut self, shown: &str) -> Result<Pulled, String> {
+        if self.single {
+            if let Some(msg) = self.failed.into_values().next() {
+                // A single-series file: its error is the file's.
+                return Err(msg);
+            }
+            self.failed = HashMap::new();
+        }
+        let mut failed: Vec<(String, String)> = self.failed.into_iter().collect();
+        failed.sort();
+        let mut out = self.out;
+        for (name, msg) in failed {
+            out.series.retain(|s| s.name != name);
+            out.errors.push(SourceError { resource: Some(name), message: format!("{shown}: {msg}") });
+        }
+        for s in &mut out.series {
+            s.timestamps.shrink_to_fit();
+            s.values.shrink_to_fit();
+        }
+        if self.nan_rows > 0 {
+            out.notes.push(format!("{shown}: {} missing or NaN values read as gaps", self.nan_rows));
+        }
+        Ok(out)
+    }
 }
 
 fn read_csv(path: &Path) -> Result<DataFrame, String> {
@@ -78,9 +136,17 @@ fn read_csv(path: &Path) -> Result<DataFrame, String> {
     reader.finish().map_err(|e| format!("not a readable CSV file: {}", first_line(&e.to_string())))
 }
 
-fn read_parquet(path: &Path) -> Result<DataFrame, String> {
+fn parquet_rows(path: &Path) -> Result<usize, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     ParquetReader::new(file)
+        .num_rows()
+        .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e.to_string())))
+}
+
+fn read_parquet(path: &Path, offset: usize, len: usize) -> Result<DataFrame, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    ParquetReader::new(file)
+        .with_slice(Some((offset, len)))
         .finish()
         .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e.to_string())))
 }
@@ -99,7 +165,8 @@ fn to_series(
     stem: &str,
     opts: &FileOptions,
     locate: &dyn Fn(usize) -> String,
-) -> Result<Pulled, String> {
+    acc: &mut Collected,
+) -> Result<(), String> {
     // Column names as shown in errors: clipped, since a binary file's "header" is garbage.
     let mut names: Vec<String> = df.get_column_names().iter().take(5).map(|s| clip(s)).collect();
     if df.width() > 5 {
@@ -135,50 +202,54 @@ fn to_series(
 
     let timestamps = timestamps(ts_col, locate)?;
     let (values, nan_rows) = values(val_col, locate)?;
-
-    let mut out = Pulled::default();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut failed: HashMap<String, String> = HashMap::new();
+    acc.nan_rows += nan_rows;
+    acc.single = namer.is_single();
+    // Names straight from a `resource` text column, without a copy per row.
+    let fast = match &namer {
+        Namer::Resource(c) => Some(c.cast(&DataType::String).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let mut fast = fast.as_ref().map(|c| c.str().map(|ca| ca.iter())).transpose().map_err(|e| e.to_string())?;
+    let mut last: Option<(String, usize)> = None;
     for row in 0..df.height() {
-        let name = namer.name(row)?;
-        let ts = match &timestamps[row] {
-            Ok(t) => *t,
-            Err(e) => {
-                failed.entry(name).or_insert_with(|| e.clone());
-                continue;
+        let i = match fast.as_mut().map(|it| it.next().flatten().unwrap_or_default()) {
+            Some(name) if last.as_ref().is_some_and(|(n, _)| n == name) => last.as_ref().map_or(0, |l| l.1),
+            named => {
+                let name = match named {
+                    Some(n) => n.to_string(),
+                    None => namer.name(row)?,
+                };
+                let i = *acc.index.entry(name.clone()).or_insert_with(|| {
+                    acc.out.series.push(RawSeries {
+                        name: name.clone(),
+                        origin: shown.to_string(),
+                        timestamps: vec![],
+                        values: vec![],
+                    });
+                    acc.out.series.len() - 1
+                });
+                // Rows grouped by resource (the usual export) complete a series here: give
+                // back the spare capacity now rather than after the whole file.
+                if let Some((_, j)) = last.replace((name, i)) {
+                    acc.out.series[j].timestamps.shrink_to_fit();
+                    acc.out.series[j].values.shrink_to_fit();
+                }
+                i
             }
         };
-        let v = match &values[row] {
-            Ok(v) => *v,
-            Err(e) => {
-                failed.entry(name).or_insert_with(|| e.clone());
-                continue;
+        let cell = timestamps[row].as_ref().and_then(|t| values[row].as_ref().map(|v| (*t, *v)));
+        match cell {
+            Ok((t, v)) => {
+                acc.out.series[i].timestamps.push(t);
+                acc.out.series[i].values.push(v);
             }
-        };
-        let i = *index.entry(name.clone()).or_insert_with(|| {
-            out.series.push(RawSeries { name, origin: shown.to_string(), timestamps: vec![], values: vec![] });
-            out.series.len() - 1
-        });
-        out.series[i].timestamps.push(ts);
-        out.series[i].values.push(v);
-    }
-    if namer.is_single() {
-        if let Some(msg) = failed.into_values().next() {
-            // A single-series file: its error is the file's.
-            return Err(msg);
+            Err(e) => {
+                let name = acc.out.series[i].name.clone();
+                acc.failed.entry(name).or_insert_with(|| e.clone());
+            }
         }
-        failed = HashMap::new();
     }
-    let mut failed: Vec<(String, String)> = failed.into_iter().collect();
-    failed.sort();
-    for (name, msg) in failed {
-        out.series.retain(|s| s.name != name);
-        out.errors.push(SourceError { resource: Some(name), message: format!("{shown}: {msg}") });
-    }
-    if nan_rows > 0 {
-        out.notes.push(format!("{shown}: {nan_rows} missing or NaN values read as gaps"));
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Names the series a row belongs to.
