@@ -54,7 +54,17 @@ pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
     let tree = usvg::Tree::from_str(svg, raster_options()).map_err(|e| e.to_string())?;
     let mut pixmap = tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or("cannot allocate the PNG canvas")?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| e.to_string())
+    // The plot is painted on opaque white, so premultiplied RGBA is plain RGB plus alpha.
+    let rgb: Vec<u8> = pixmap.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, SIZE.0, SIZE.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(png)
 }
 
 /// Writes `<slug>.svg` and `<slug>.png` into `dir` (atomically) and returns the SVG.
