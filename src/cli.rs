@@ -35,6 +35,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Regenerate the bundled sample fleet.
     Sample(SampleArgs),
+    /// Join the output folders of a sharded run (`run --shard I/N`) into one report.
+    Merge(MergeArgs),
     /// Time a whole run on a synthetic fleet (or a given file): resources per second, total
     /// time and peak memory.
     Bench(BenchArgs),
@@ -169,6 +171,23 @@ pub struct BenchArgs {
     /// Forecast horizon.
     #[arg(long, default_value = "90d")]
     pub horizon: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' output folders (every shard of the run).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Output directory for the merged reports.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Exit 1 when a resource's earliest crossing of this threshold lies within alert_within
+    /// (default: the shards' `fail_on`).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// Only errors on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

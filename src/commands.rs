@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{BenchArgs, CheckArgs, Command, ForecastArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
+use crate::cli::{BenchArgs, CheckArgs, Command, ForecastArgs, MergeArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
+use crate::report::merge::{self, ShardFile};
 use crate::report::stream::Streamer;
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::{self, Scenario};
@@ -51,6 +52,7 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
         Command::Check(a) => check(&a),
         Command::Sample(a) => sample(&a),
         Command::Bench(a) => bench(&a),
+        Command::Merge(a) => merge(&a),
     }
 }
 
@@ -71,7 +73,7 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let mut streamer = Streamer::new(&args.out, args.plots);
     let result = pipeline::run(&cfg, as_of, args.shard, &|p| fitting.update(p), &mut streamer);
     fitting.finish();
-    let slugs = std::mem::take(&mut streamer.slugs);
+    let slugs = streamer.slugs.clone();
     let (plots, plot_errors) = streamer.finish(&result.resources);
     let meta = RunMeta {
         generated_at: rfc3339(chrono::Utc::now().timestamp()),
@@ -80,10 +82,42 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         out_dir: args.out.display().to_string(),
     };
+    if args.shard.is_some() {
+        let shard = ShardFile {
+            version: meta.version.clone(),
+            config: meta.config.clone(),
+            config_sha256: meta.config_sha256.clone(),
+            plots: args.plots,
+            slugs: slugs.clone(),
+            run: result.clone(),
+        };
+        merge::write_shard_file(&args.out, &shard).map_err(anyhow::Error::msg)?;
+    }
     let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
+    Ok(conclude(&result, &plot_errors, &args.out, args.quiet, started))
+}
 
-    if !args.quiet {
+/// `headroom merge`: the shards' folders joined into the reports of one run.
+fn merge(args: &MergeArgs) -> anyhow::Result<Status> {
+    let started = Instant::now();
+    let plots_dir = args.out.join("plots");
+    std::fs::create_dir_all(&plots_dir)
+        .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
+    clear_old_plots(&plots_dir)?;
+    let mut m = merge::merge(&args.dirs, &args.out).map_err(anyhow::Error::msg)?;
+    if let Some(f) = args.fail_on {
+        m.run.fail_on = f;
+    }
+    m.meta.generated_at = rfc3339(chrono::Utc::now().timestamp());
+    let rep = Report { run: &m.run, slugs: &m.slugs, plots: &m.plots, meta: &m.meta };
+    report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
+    Ok(conclude(&m.run, &[], &args.out, args.quiet, started))
+}
+
+/// Notes, errors and the one-line summary on stderr, and the exit status of a run.
+fn conclude(result: &pipeline::RunResult, plot_errors: &[String], out: &Path, quiet: bool, started: Instant) -> Status {
+    if !quiet {
         for n in &result.notes {
             eprintln!("note: {n}");
         }
@@ -96,11 +130,11 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     for e in &result.errors {
         eprintln!("error: {e}");
     }
-    for e in &plot_errors {
+    for e in plot_errors {
         eprintln!("error: {e}");
     }
     let failing = result.failing();
-    if !args.quiet {
+    if !quiet {
         eprintln!(
             "headroom: {} resources forecast as of {}, {} errors, {} failing --fail-on {}; reports in {} ({:.1} s)",
             result.resources.len(),
@@ -108,17 +142,17 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
             result.errors.len() + plot_errors.len(),
             failing.len(),
             format!("{:?}", result.fail_on).to_lowercase(),
-            args.out.display(),
+            out.display(),
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(if !result.errors.is_empty() || !plot_errors.is_empty() {
+    if !result.errors.is_empty() || !plot_errors.is_empty() {
         Status::Error
     } else if !failing.is_empty() {
         Status::Breach
     } else {
         Status::Ok
-    })
+    }
 }
 
 /// Progress on stderr: a bar on a terminal, a plain line every 10 % elsewhere (CI logs),

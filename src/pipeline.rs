@@ -40,6 +40,7 @@ pub struct ResourceForecast {
     pub breaches: Vec<Breach>,
     /// Configured scenarios that apply to this resource: (name, breaches); paths in `detail`.
     pub scenarios: Vec<(String, Vec<Breach>)>,
+    #[serde(with = "crate::stats::nan_null")]
     pub last_value: f64,
     /// The capacity factor that keeps the upper bound below the highest threshold (> 1).
     pub capacity_needed: Option<f64>,
@@ -395,7 +396,19 @@ pub fn run(
         }
     }
     rank(&mut resources, as_of);
+    order_errors(&mut errors);
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on, total, shard }
+}
+
+/// Errors in a fixed order, however the run was split: errors of whole sources as they were
+/// met, then resources' errors by name.
+pub fn order_errors(errors: &mut [RunError]) {
+    errors.sort_by(|a, b| match (&a.resource, &b.resource) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(y).then_with(|| a.message.cmp(&b.message)),
+    });
 }
 
 /// The entry's settings with values read from the server applied: the capacity, and

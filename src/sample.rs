@@ -269,7 +269,8 @@ pub fn synthetic_fleet(n: usize, days: usize, seed: u64) -> Vec<RawSeries> {
             let mut u = || rng.uniform();
             let (base, slope) = (0.1 + 0.5 * u(), (-0.0002 + 0.0022 * u()) / 24.0);
             let (amp_d, amp_w, noise, phase) = (0.15 * u(), 0.05 * u(), 0.005 + 0.025 * u(), 6.3 * u());
-            let shift = if u() < 0.2 { Some((((0.25 + 0.5 * u()) * hours as f64) as usize, -0.15 + 0.3 * u())) } else { None };
+            let shift =
+                if u() < 0.2 { Some((((0.25 + 0.5 * u()) * hours as f64) as usize, -0.15 + 0.3 * u())) } else { None };
             let timestamps = (0..hours).map(|i| END - (hours - 1 - i) as i64 * 3600).collect();
             let values = (0..hours)
                 .map(|i| {

@@ -95,6 +95,20 @@ impl SplitMix64 {
 }
 
 /// Deterministic pseudo-noise in [-0.5, 0.5) indexed by `i`, for tests.
+/// Serde for a float that may be NaN or infinite: JSON has no such numbers, so they travel
+/// as `null` and come back as NaN (shard files for `headroom merge`).
+pub mod nan_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// FNV-1a, 64 bits: a stable hash of text (the same on every machine and version).
 pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))

@@ -37,7 +37,7 @@ pub struct Selection {
 /// Out-of-sample accuracy of the chosen model inside the history.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Backtest {
-    /// Mean absolute error over the origins.
+    /// Mean absolute error over the origins (finite: no backtest otherwise).
     pub mae: f64,
     /// MAE scaled by the in-sample one-season naive error (< 1 beats seasonal naive).
     pub mase: Option<f64>,

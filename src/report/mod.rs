@@ -6,6 +6,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod plot;
 pub mod prom;
 pub mod stream;
@@ -90,7 +91,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// Which resources get plots: `all`, `none`, or `auto` (every resource of a fleet up to
 /// 200; beyond that, those crossing a threshold within the horizon plus the 50 with least
 /// headroom; see [`stream::Streamer`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PlotMode {
     Auto,
     All,

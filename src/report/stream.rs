@@ -67,6 +67,10 @@ impl Streamer {
         self.total <= self.all_up_to
     }
 
+    pub fn inline_for(total: usize) -> bool {
+        total <= PLOT_ALL_UP_TO
+    }
+
     fn plot_now(&self, r: &ResourceForecast) -> bool {
         match self.mode {
             PlotMode::None => false,
@@ -76,8 +80,11 @@ impl Streamer {
     }
 
     fn draw(&self, r: &ResourceForecast) {
-        let Some(slug) = self.slugs.get(&r.name) else { return };
-        match plot::write(r, self.as_of, &self.plots_dir, slug) {
+        let drawn = match self.slugs.get(&r.name) {
+            Some(slug) => plot::write(r, self.as_of, &self.plots_dir, slug),
+            None => Err("no file name for it (not among the run's resources)".into()),
+        };
+        match drawn {
             Ok(svg) => {
                 let kept = if self.inline() { svg } else { String::new() };
                 lock(&self.drawn).insert(r.name.clone(), kept);
