@@ -32,3 +32,42 @@ fn k8s_cronjob_runs_headroom_daily() {
     assert!(args.windows(2).any(|w| w == ["--fail-on", "hard"]));
     assert!(c["env"][0]["valueFrom"]["secretKeyRef"].is_object(), "secrets from a Secret, not the config");
 }
+
+#[test]
+fn gitlab_sharded_pipeline_splits_and_merges() {
+    let y = load("gitlab-ci-sharded.yml");
+    let shard = &y["capacity-forecast"];
+    assert_eq!(shard["parallel"], 4);
+    let script = shard["script"][0].as_str().unwrap();
+    assert!(script.contains("--shard $CI_NODE_INDEX/$CI_NODE_TOTAL") && script.contains("--out shards/$CI_NODE_INDEX"));
+    assert_eq!(shard["allow_failure"]["exit_codes"][0], 2);
+    let merge = &y["capacity-merge"];
+    let script = merge["script"][0].as_str().unwrap();
+    assert!(script.starts_with("headroom merge shards/* --out reports") && script.contains("--fail-on hard"));
+    assert_eq!(merge["needs"][0]["job"], "capacity-forecast");
+    assert_eq!(merge["artifacts"]["reports"]["junit"], "reports/junit.xml");
+    assert_eq!(y["pages"]["needs"][0]["job"], "capacity-merge");
+}
+
+#[test]
+fn k8s_indexed_job_shards_and_a_job_merges() {
+    let y = load("k8s-indexed-job.yaml");
+    assert_eq!(y["spec"]["completionMode"], "Indexed");
+    let n = y["spec"]["completions"].as_u64().unwrap();
+    let c = &y["spec"]["template"]["spec"]["containers"][0];
+    let script = c["args"][0].as_str().unwrap();
+    // The 0-based completion index becomes the 1-based shard.
+    assert!(script.contains("I=$((JOB_COMPLETION_INDEX + 1))"), "{script}");
+    assert!(script.contains(&format!("--shard $I/{n}")) && script.contains("--out /reports/shards/$I"), "{script}");
+    let m = load("k8s-merge-job.yaml");
+    let args: Vec<&str> = m["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "merge");
+    let shards: Vec<String> = (1..=n).map(|i| format!("/reports/shards/{i}")).collect();
+    assert_eq!(args[1..=n as usize], shards.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+    assert!(args.windows(2).any(|w| w == ["--fail-on", "hard"]));
+}
