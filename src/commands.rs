@@ -112,7 +112,7 @@ fn merge(args: &MergeArgs) -> anyhow::Result<Status> {
     m.meta.generated_at = rfc3339(chrono::Utc::now().timestamp());
     let rep = Report { run: &m.run, slugs: &m.slugs, plots: &m.plots, meta: &m.meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
-    Ok(conclude(&m.run, &[], &args.out, args.quiet, started))
+    Ok(conclude(&m.run, &m.plot_errors, &args.out, args.quiet, started))
 }
 
 /// Notes, errors and the one-line summary on stderr, and the exit status of a run.
@@ -292,7 +292,7 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
     settings.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     // Breaches come out in the order the thresholds were given.
     settings.thresholds = order;
-    let opts = FileOptions { column: args.column.clone(), name_template: None };
+    let opts = FileOptions { column: args.column.clone(), ..FileOptions::default() };
     let pulled = file::read_file(input, &opts)?;
     if let Some(e) = pulled.errors.first() {
         bail!("{e}");

@@ -337,7 +337,7 @@ pub fn run(
 ) -> RunResult {
     let mut errors = vec![];
     let mut notes = vec![];
-    let pulled = pull_all(config, as_of, None);
+    let pulled = pull_all(config, as_of, None, true);
     for p in pulled.values() {
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
@@ -349,8 +349,7 @@ pub fn run(
     // Thresholds read from servers, by resource name.
     let from_server: HashMap<&str, &Vec<(String, f64)>> =
         pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
-    let as_of = as_of
-        .unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.timestamps.iter().max().copied()).max().unwrap_or(0));
+    let as_of = as_of.unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.last_timestamp()).max().unwrap_or(0));
     let names: Vec<&str> = work.iter().map(|(raw, _)| raw.name.as_str()).collect();
     sink.start(&names, as_of);
     let total = work.len();
@@ -363,21 +362,30 @@ pub fn run(
     progress(Progress::Start(mine.len()));
     let mut resources = vec![];
     for chunk in mine.chunks(CHUNK) {
-        let results: Vec<Result<ResourceForecast, RunError>> = chunk
+        // Points still in their file are read now, a chunk at a time.
+        let deferred: Vec<&file::Deferred> = chunk.iter().filter_map(|(_, raw, _)| raw.deferred.as_deref()).collect();
+        let mut loaded: HashMap<&str, Result<RawSeries, String>> =
+            deferred.iter().map(|d| d.name.as_str()).zip(file::load(&deferred)).collect();
+        let inputs: Vec<Input> = chunk
+            .iter()
+            .map(|&(index, raw, entry)| Input { index, entry, raw, loaded: loaded.remove(raw.name.as_str()) })
+            .collect();
+        let results: Vec<Result<ResourceForecast, RunError>> = inputs
             .par_iter()
-            .map(|&(index, raw, entry)| {
-                let settings = with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied());
+            .map(|input| {
+                let (index, entry, name) = (input.index, input.entry, &input.raw.name);
+                let settings = with_server_values(&entry.settings, entry, from_server.get(name.as_str()).copied());
                 let r = settings
-                    .and_then(|s| forecast_resource(raw, &entry.source, &s, Some(as_of)))
+                    .and_then(|s| input.series().and_then(|raw| forecast_resource(raw, &entry.source, &s, Some(as_of))))
                     .and_then(|mut f| {
                         f.index = index;
-                        for s in config.scenarios.iter().filter(|s| s.applies_to(&raw.name)) {
+                        for s in config.scenarios.iter().filter(|s| s.applies_to(name)) {
                             f.add_scenario(s)?;
                         }
                         sink.each(&f);
                         Ok(f)
                     })
-                    .map_err(|message| RunError { resource: Some(raw.name.clone()), message });
+                    .map_err(|message| RunError { resource: Some(name.clone()), message });
                 progress(Progress::Done);
                 r
             })
@@ -398,6 +406,24 @@ pub fn run(
     rank(&mut resources, as_of);
     order_errors(&mut errors);
     RunResult { as_of, resources, errors, notes, fail_on: config.fail_on, total, shard }
+}
+
+/// One resource of a chunk: its series as read, or as loaded now from its file.
+struct Input<'a> {
+    index: usize,
+    entry: &'a ResourceEntry,
+    raw: &'a RawSeries,
+    loaded: Option<Result<RawSeries, String>>,
+}
+
+impl Input<'_> {
+    fn series(&self) -> Result<&RawSeries, String> {
+        match &self.loaded {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(self.raw),
+        }
+    }
 }
 
 /// Errors in a fixed order, however the run was split: errors of whole sources as they were
@@ -449,7 +475,7 @@ pub fn snapshot(
 ) -> (Vec<RawSeries>, Vec<RunError>, Vec<String>) {
     let mut errors = vec![];
     let mut notes = vec![];
-    let pulled = pull_all(config, as_of, since);
+    let pulled = pull_all(config, as_of, since, false);
     for p in pulled.values() {
         errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
         notes.extend(p.notes.iter().cloned());
@@ -490,7 +516,7 @@ fn pull_key(i: usize, config: &Config, entry: &ResourceEntry) -> PullKey {
 
 /// Reads every source. Prometheus queries cover `history` up to `as_of` (or now), on the
 /// step grid.
-fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>) -> BTreeMap<PullKey, Pulled> {
+fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: bool) -> BTreeMap<PullKey, Pulled> {
     let mut clients: BTreeMap<&str, Result<Prometheus, SourceError>> = BTreeMap::new();
     let mut pulled = BTreeMap::new();
     for (i, entry) in config.resources.iter().enumerate() {
@@ -502,8 +528,11 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>) -> BTreeMap
             None => Pulled::default(),
             Some(SourceConfig::Files { path, column }) => match file::expand(path, &config.base) {
                 Ok(files) => {
-                    let opts =
-                        FileOptions { column: column.clone(), name_template: entry.template().map(str::to_string) };
+                    let name_template = entry.template().map(str::to_string);
+                    // HEADROOM_DEFER_ROWS lowers the size from which files are deferred (tests).
+                    let rows = std::env::var("HEADROOM_DEFER_ROWS").ok().and_then(|v| v.parse().ok());
+                    let defer_above = defer.then_some(rows.unwrap_or(file::DEFER_ROWS));
+                    let opts = FileOptions { column: column.clone(), name_template, defer_above };
                     file::read_files(&files, &opts)
                 }
                 Err(e) => Pulled {

@@ -243,7 +243,7 @@ pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
             if let Some((_, capacity)) = IN_UNITS.iter().find(|(n, _)| *n == s.name) {
                 values.iter_mut().for_each(|v| *v = (*v * capacity).round());
             }
-            RawSeries { name: s.name.to_string(), origin: String::new(), timestamps, values }
+            RawSeries::new(s.name.to_string(), String::new(), timestamps, values)
         })
         .collect();
     let parquet = dir.join("fleet.parquet");
@@ -288,7 +288,7 @@ pub fn synthetic_fleet(n: usize, days: usize, seed: u64) -> Vec<RawSeries> {
                     (v.clamp(0.0, 1.0) * 1e4).round() / 1e4
                 })
                 .collect();
-            RawSeries { name: format!("svc{}/res{k}", k / 20), origin: String::new(), timestamps, values }
+            RawSeries::new(format!("svc{}/res{k}", k / 20), String::new(), timestamps, values)
         })
         .collect()
 }

@@ -268,7 +268,7 @@ mod tests {
     use super::*;
 
     fn raw(ts: &[i64], vs: &[f64]) -> RawSeries {
-        RawSeries { name: "r".into(), origin: "t".into(), timestamps: ts.to_vec(), values: vs.to_vec() }
+        RawSeries::new("r".into(), "t".into(), ts.to_vec(), vs.to_vec())
     }
 
     fn opts(step: i64, aggregate: Aggregate) -> PrepareOptions {

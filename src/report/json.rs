@@ -21,33 +21,55 @@ impl Exporter for ForecastsJson {
 
     fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
         let run = report.run;
-        let resources: Vec<Value> = run
-            .resources
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut v = resource_json(r, run.as_of);
-                v["rank"] = json!(i + 1);
-                v["plot"] = match (report.plot_path(&r.name, "png"), report.plot_path(&r.name, "svg")) {
-                    (Some(png), Some(svg)) => json!({"png": png, "svg": svg}),
-                    _ => Value::Null,
-                };
-                v
-            })
-            .collect();
-        let doc = json!({
-            "schema_version": SCHEMA_VERSION,
-            "generated_at": report.meta.generated_at,
-            "as_of": rfc3339(run.as_of),
-            "config": report.meta.config,
-            "config_sha256": report.meta.config_sha256,
-            "version": report.meta.version,
-            "fail_on": format!("{:?}", run.fail_on).to_lowercase(),
-            "resources": resources,
-            "errors": run.errors.iter().map(|e| json!({"resource": e.resource, "message": e.message})).collect::<Vec<_>>(),
-            "notes": run.notes,
-        });
+        // Keys in sorted order (as a JSON map prints them); resources are built one at a
+        // time while writing, so a large fleet never has its whole document as values.
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            as_of: String,
+            config: &'a str,
+            config_sha256: &'a str,
+            errors: Vec<Value>,
+            fail_on: String,
+            generated_at: &'a str,
+            notes: &'a [String],
+            resources: Resources<'a>,
+            schema_version: u32,
+            version: &'a str,
+        }
+        let doc = Doc {
+            as_of: rfc3339(run.as_of),
+            config: &report.meta.config,
+            config_sha256: &report.meta.config_sha256,
+            errors: run.errors.iter().map(|e| json!({"resource": e.resource, "message": e.message})).collect(),
+            fail_on: format!("{:?}", run.fail_on).to_lowercase(),
+            generated_at: &report.meta.generated_at,
+            notes: &run.notes,
+            resources: Resources(report),
+            schema_version: SCHEMA_VERSION,
+            version: &report.meta.version,
+        };
         serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
+    }
+}
+
+/// The ranked resources of a report, serialised one by one.
+struct Resources<'a>(&'a Report<'a>);
+
+impl serde::Serialize for Resources<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let report = self.0;
+        let mut seq = s.serialize_seq(Some(report.run.resources.len()))?;
+        for (i, r) in report.run.resources.iter().enumerate() {
+            let mut v = resource_json(r, report.run.as_of);
+            v["rank"] = json!(i + 1);
+            v["plot"] = match (report.plot_path(&r.name, "png"), report.plot_path(&r.name, "svg")) {
+                (Some(png), Some(svg)) => json!({"png": png, "svg": svg}),
+                _ => Value::Null,
+            };
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
     }
 }
 

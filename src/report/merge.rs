@@ -32,6 +32,8 @@ pub struct Merged {
     pub slugs: BTreeMap<String, String>,
     pub plots: Plots,
     pub meta: RunMeta,
+    /// Plots a shard should have drawn but did not (its run reported why).
+    pub plot_errors: Vec<String>,
 }
 
 pub fn write_shard_file(out: &Path, shard: &ShardFile) -> Result<(), String> {
@@ -116,17 +118,28 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
             .collect(),
     };
     let mut plots = Plots::new();
+    let mut plot_errors = vec![];
     for r in chosen {
-        let slug = slugs.get(&r.name).ok_or_else(|| format!("resource {}: no slug in the shard files", r.name))?;
-        let from = shards[owner[&r.name]].0.join("plots");
-        for ext in ["png", "svg"] {
-            let name = format!("{slug}.{ext}");
-            let bytes = std::fs::read(from.join(&name)).map_err(|e| format!("{}: {e}", from.join(&name).display()))?;
-            super::write_atomic(&plots_dir.join(&name), &bytes)?;
-            if ext == "svg" {
-                let svg = if inline { String::from_utf8_lossy(&bytes).into_owned() } else { String::new() };
+        let copied = (|| -> Result<String, String> {
+            let slug = slugs.get(&r.name).ok_or("no file name for it in the shard files")?;
+            let from = shards[owner[&r.name]].0.join("plots");
+            let mut svg = String::new();
+            for ext in ["png", "svg"] {
+                let name = format!("{slug}.{ext}");
+                let bytes =
+                    std::fs::read(from.join(&name)).map_err(|e| format!("{}: {e}", from.join(&name).display()))?;
+                super::write_atomic(&plots_dir.join(&name), &bytes)?;
+                if ext == "svg" && inline {
+                    svg = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
+            Ok(svg)
+        })();
+        match copied {
+            Ok(svg) => {
                 plots.insert(r.name.clone(), svg);
             }
+            Err(e) => plot_errors.push(format!("resource {}: plot: {e}", r.name)),
         }
     }
 
@@ -152,7 +165,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
         version: first.version.clone(),
         out_dir: out.display().to_string(),
     };
-    Ok(Merged { run, slugs, plots, meta })
+    Ok(Merged { run, slugs, plots, meta, plot_errors })
 }
 
 /// One shard's path file: its rows, and where each resource's run of rows lies.

@@ -192,11 +192,13 @@ pub(crate) mod testdata {
     use crate::source::RawSeries;
 
     pub fn run() -> RunResult {
-        let series = |name: &str, f: &dyn Fn(f64) -> f64| RawSeries {
-            name: name.into(),
-            origin: "test".into(),
-            timestamps: (0..24 * 14).map(|i| 1_767_225_600 + 3600 * i).collect(),
-            values: (0..24 * 14).map(|i| f(i as f64)).collect(),
+        let series = |name: &str, f: &dyn Fn(f64) -> f64| {
+            RawSeries::new(
+                name.into(),
+                "test".into(),
+                (0..24 * 14).map(|i| 1_767_225_600 + 3600 * i).collect(),
+                (0..24 * 14).map(|i| f(i as f64)).collect(),
+            )
         };
         let settings = ResourceSettings {
             horizon: 6 * 3600,

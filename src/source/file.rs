@@ -15,12 +15,31 @@ use super::{Pulled, RawSeries, SourceError};
 const MAX_UNIX_SECONDS: f64 = 1e11;
 
 /// How to read a file's columns.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileOptions {
     /// Value column (default `value`).
     pub column: Option<String>,
     /// Name template over label columns, e.g. `{type}/{component}`.
     pub name_template: Option<String>,
+    /// Index a Parquet file of more rows than this whose rows are grouped by resource
+    /// instead of reading its points: each series then carries [`Deferred`] and is read by
+    /// [`load`] when needed ([`DEFER_ROWS`] in a run).
+    pub defer_above: Option<usize>,
+}
+
+/// A run defers Parquet files of more rows than this.
+pub const DEFER_ROWS: usize = 2 * PARQUET_SLICE;
+
+/// Where a deferred series' rows lie in its file (contiguous: the file is grouped by resource).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    pub name: String,
+    pub path: PathBuf,
+    pub opts: FileOptions,
+    pub offset: usize,
+    pub len: usize,
+    /// The series' last timestamp (for the default as-of date).
+    pub last: i64,
 }
 
 /// Expands a path or glob (relative to `base`) into files, sorted for a deterministic order.
@@ -64,32 +83,105 @@ pub fn read_file(path: &Path, opts: &FileOptions) -> Result<Pulled, SourceError>
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| shown.clone());
     let mut acc = Collected::default();
     if is_parquet {
-        // A slice of rows at a time, so a large fleet file never sits in memory twice.
         let rows = parquet_rows(path).map_err(fail)?;
-        let mut offset = 0;
-        loop {
-            let df = read_parquet(path, offset, PARQUET_SLICE).map_err(fail)?;
-            let locate = |row: usize| format!("row {}", offset + row + 1);
-            if offset == 0 || df.height() > 0 {
-                to_series(&df, &shown, &stem, opts, &locate, &mut acc).map_err(fail)?;
-            }
-            offset += df.height();
-            if df.height() == 0 || offset >= rows {
-                break;
+        if opts.defer_above.is_some_and(|n| rows > n) {
+            let mut index = Collected { index_only: true, ..Default::default() };
+            read_parquet_slices(path, (0, rows), &shown, &stem, opts, &mut index).map_err(fail)?;
+            if index.ranges.iter().all(|r| r.grouped) {
+                return index.deferred(path, opts, &shown).map_err(fail);
             }
         }
+        read_parquet_slices(path, (0, rows), &shown, &stem, opts, &mut acc).map_err(fail)?;
     } else {
         let df = read_csv(path).map_err(fail)?;
         // CSV data rows start on line 2.
-        to_series(&df, &shown, &stem, opts, &|row| format!("line {}", row + 2), &mut acc).map_err(fail)?;
+        to_series(&df, &shown, &stem, opts, &|row| format!("line {}", row + 2), 0, &mut acc).map_err(fail)?;
     }
     acc.finish(&shown).map_err(fail)
+}
+
+/// Reads rows `offset .. offset + len` of a Parquet file a slice at a time, so a large fleet
+/// file never sits in memory whole.
+fn read_parquet_slices(
+    path: &Path,
+    (start, len): (usize, usize),
+    shown: &str,
+    stem: &str,
+    opts: &FileOptions,
+    acc: &mut Collected,
+) -> Result<(), String> {
+    let mut offset = start;
+    loop {
+        let want = PARQUET_SLICE.min(start + len - offset);
+        let df = read_parquet(path, offset, want)?;
+        let locate = |row: usize| format!("row {}", offset + row + 1);
+        if offset == start || df.height() > 0 {
+            to_series(&df, shown, stem, opts, &locate, offset, acc)?;
+        }
+        offset += df.height();
+        if df.height() == 0 || offset >= start + len {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads deferred series, each from its file's rows; series next to each other in one file
+/// (a chunk of a run, in file order) are read with one pass over their rows.
+pub fn load(deferred: &[&Deferred]) -> Vec<Result<RawSeries, String>> {
+    let mut out: Vec<Option<Result<RawSeries, String>>> = vec![None; deferred.len()];
+    let mut order: Vec<usize> = (0..deferred.len()).collect();
+    order.sort_by(|&a, &b| (&deferred[a].path, deferred[a].offset).cmp(&(&deferred[b].path, deferred[b].offset)));
+    let mut k = 0;
+    while k < order.len() {
+        // A run of series whose rows follow each other in the same file.
+        let first = deferred[order[k]];
+        let mut end = first.offset + first.len;
+        let mut j = k + 1;
+        while j < order.len()
+            && deferred[order[j]].path == first.path
+            && deferred[order[j]].offset <= end + PARQUET_SLICE
+        {
+            end = end.max(deferred[order[j]].offset + deferred[order[j]].len);
+            j += 1;
+        }
+        let shown = first.path.display().to_string();
+        let stem = first.path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let opts = FileOptions { defer_above: None, ..first.opts.clone() };
+        let mut acc = Collected::default();
+        let read = read_parquet_slices(&first.path, (first.offset, end - first.offset), &shown, &stem, &opts, &mut acc)
+            .map(|_| acc.finish(&shown));
+        match read {
+            Ok(Ok(mut pulled)) => {
+                let mut by_name: HashMap<String, RawSeries> =
+                    pulled.series.drain(..).map(|s| (s.name.clone(), s)).collect();
+                let errors: HashMap<String, String> =
+                    pulled.errors.into_iter().filter_map(|e| e.resource.map(|r| (r, e.message))).collect();
+                for &i in &order[k..j] {
+                    let name = &deferred[i].name;
+                    out[i] = Some(match (by_name.remove(name), errors.get(name)) {
+                        (Some(s), _) => Ok(s),
+                        (None, Some(e)) => Err(e.clone()),
+                        (None, None) => {
+                            Err(format!("{shown}: rows {}.. no longer hold this series", deferred[i].offset + 1))
+                        }
+                    });
+                }
+            }
+            Ok(Err(e)) | Err(e) => {
+                for &i in &order[k..j] {
+                    out[i] = Some(Err(format!("{shown}: {e}")));
+                }
+            }
+        }
+        k = j;
+    }
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err("not read".into()))).collect()
 }
 
 /// Rows of a Parquet file read at once.
 const PARQUET_SLICE: usize = 1 << 20;
 
-/// Series gathered from a file's rows, slice by slice.
+/// Series gathered from a file's rows, slice by slice (or, indexing, where each one's rows lie).
 #[derive(Default)]
 struct Collected {
     out: Pulled,
@@ -97,9 +189,37 @@ struct Collected {
     failed: HashMap<String, String>,
     nan_rows: usize,
     single: bool,
+    /// Index only: note each series' rows instead of keeping its points.
+    index_only: bool,
+    ranges: Vec<Range>,
+}
+
+/// Where one series' rows lie (indexing).
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    first: usize,
+    last: usize,
+    max_ts: i64,
+    /// All its rows so far follow each other.
+    grouped: bool,
 }
 
 impl Collected {
+    /// The indexed series, each deferred to its rows.
+    fn deferred(mut self, path: &Path, opts: &FileOptions, shown: &str) -> Result<Pulled, String> {
+        for (s, r) in self.out.series.iter_mut().zip(&self.ranges) {
+            s.deferred = Some(Box::new(Deferred {
+                name: s.name.clone(),
+                path: path.to_path_buf(),
+                opts: opts.clone(),
+                offset: r.first,
+                len: r.last + 1 - r.first,
+                last: r.max_ts,
+            }));
+        }
+        self.finish(shown)
+    }
+
     fn finish(mut self, shown: &str) -> Result<Pulled, String> {
         if self.single {
             if let Some(msg) = self.failed.into_values().next() {
@@ -165,6 +285,7 @@ fn to_series(
     stem: &str,
     opts: &FileOptions,
     locate: &dyn Fn(usize) -> String,
+    offset: usize,
     acc: &mut Collected,
 ) -> Result<(), String> {
     // Column names as shown in errors: clipped, since a binary file's "header" is garbage.
@@ -220,12 +341,9 @@ fn to_series(
                     None => namer.name(row)?,
                 };
                 let i = *acc.index.entry(name.clone()).or_insert_with(|| {
-                    acc.out.series.push(RawSeries {
-                        name: name.clone(),
-                        origin: shown.to_string(),
-                        timestamps: vec![],
-                        values: vec![],
-                    });
+                    acc.out.series.push(RawSeries::new(name.clone(), shown.to_string(), vec![], vec![]));
+                    let at = offset + row;
+                    acc.ranges.push(Range { first: at, last: at, max_ts: i64::MIN, grouped: true });
                     acc.out.series.len() - 1
                 });
                 // Rows grouped by resource (the usual export) complete a series here: give
@@ -238,7 +356,17 @@ fn to_series(
             }
         };
         let cell = timestamps[row].as_ref().and_then(|t| values[row].as_ref().map(|v| (*t, *v)));
+        if acc.index_only {
+            let r = &mut acc.ranges[i];
+            let at = offset + row;
+            r.grouped &= at <= r.last + 1;
+            r.last = at;
+            if let Ok((t, _)) = cell {
+                r.max_ts = r.max_ts.max(t);
+            }
+        }
         match cell {
+            Ok(_) if acc.index_only => {}
             Ok((t, v)) => {
                 acc.out.series[i].timestamps.push(t);
                 acc.out.series[i].values.push(v);
@@ -605,8 +733,7 @@ mod tests {
     fn parquet_round_trip_with_native_datetime() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.parquet");
-        let s =
-            RawSeries { name: "x".into(), origin: String::new(), timestamps: vec![0, 3600], values: vec![0.1, 0.2] };
+        let s = RawSeries::new("x".into(), String::new(), vec![0, 3600], vec![0.1, 0.2]);
         write_long_parquet(&p, std::slice::from_ref(&s)).unwrap();
         let out = read_file(&p, &FileOptions::default()).unwrap();
         assert_eq!(out.series[0].timestamps, s.timestamps);
@@ -624,6 +751,46 @@ mod tests {
         let out = read_file(&p2, &FileOptions::default()).unwrap();
         assert_eq!(out.series[0].name, "native");
         assert_eq!(out.series[0].timestamps, vec![1, 3601]);
+    }
+
+    #[test]
+    fn grouped_parquet_is_indexed_then_read_per_series() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fleet.parquet");
+        let fleet = crate::sample::synthetic_fleet(5, 2, 3);
+        write_long_parquet(&p, &fleet).unwrap();
+        let eager = read_file(&p, &FileOptions::default()).unwrap();
+        let opts = FileOptions { defer_above: Some(0), ..FileOptions::default() };
+        let lazy = read_file(&p, &opts).unwrap();
+        assert_eq!(lazy.series.len(), 5);
+        assert!(lazy.series.iter().all(|s| s.timestamps.is_empty() && s.deferred.is_some()));
+        assert_eq!(lazy.series[4].last_timestamp(), eager.series[4].last_timestamp());
+        // Any subset, in any order: the same points as reading the file whole.
+        let want: Vec<&Deferred> = [3, 0, 4].iter().map(|&i| lazy.series[i].deferred.as_deref().unwrap()).collect();
+        let got = load(&want);
+        for (k, &i) in [3, 0, 4].iter().enumerate() {
+            let s = got[k].as_ref().unwrap();
+            assert_eq!(
+                (&s.name, &s.timestamps, &s.values),
+                (&eager.series[i].name, &eager.series[i].timestamps, &eager.series[i].values)
+            );
+        }
+        // Rows not grouped by resource: read whole, as before.
+        let mixed: Vec<RawSeries> = fleet
+            .iter()
+            .flat_map(|s| {
+                s.timestamps
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(t, v)| RawSeries::new(s.name.clone(), String::new(), vec![*t], vec![*v]))
+            })
+            .collect();
+        let p2 = d.path().join("mixed.parquet");
+        let mut interleaved = mixed.clone();
+        interleaved.sort_by_key(|s| s.timestamps[0]);
+        write_long_parquet(&p2, &interleaved).unwrap();
+        let out = read_file(&p2, &opts).unwrap();
+        assert!(out.series.iter().all(|s| s.deferred.is_none() && s.timestamps.len() == 48));
     }
 
     #[test]

@@ -15,12 +15,27 @@ pub struct RawSeries {
     pub timestamps: Vec<i64>,
     /// Values; NaN marks a missing value (a gap).
     pub values: Vec<f64>,
+    /// Set when the points are still in their file (`timestamps` and `values` empty until
+    /// [`file::load`] reads them).
+    pub deferred: Option<Box<file::Deferred>>,
 }
 
 impl RawSeries {
+    pub fn new(name: String, origin: String, timestamps: Vec<i64>, values: Vec<f64>) -> Self {
+        RawSeries { name, origin, timestamps, values, deferred: None }
+    }
+
     /// A placeholder left behind when a series is moved out of a collection.
     pub fn empty() -> Self {
-        RawSeries { name: String::new(), origin: String::new(), timestamps: vec![], values: vec![] }
+        RawSeries::new(String::new(), String::new(), vec![], vec![])
+    }
+
+    /// The last timestamp, also of a deferred series.
+    pub fn last_timestamp(&self) -> Option<i64> {
+        match &self.deferred {
+            Some(d) => Some(d.last).filter(|t| *t > i64::MIN),
+            None => self.timestamps.iter().max().copied(),
+        }
     }
 }
 

@@ -391,12 +391,8 @@ pub fn pull(
                 if gaps > 0 {
                     out.notes.push(format!("{name}: {gaps} NaN or infinite values read as gaps"));
                 }
-                out.series.push(RawSeries {
-                    name,
-                    origin: format!("source {} query `{}`", source.name, clip(query)),
-                    timestamps: s.timestamps,
-                    values: s.values,
-                })
+                let origin = format!("source {} query `{}`", source.name, clip(query));
+                out.series.push(RawSeries::new(name, origin, s.timestamps, s.values))
             }
             Err(m) => out.errors.push(SourceError::file(format!("source {}: {m}", source.name))),
         }
