@@ -88,6 +88,13 @@ pub struct WhatifArgs {
     /// With --config: forecast as of this date (default: the last sample).
     #[arg(long, requires = "config")]
     pub as_of: Option<String>,
+    /// With --config: only this resource (its exact name).
+    #[arg(long, requires = "config")]
+    pub resource: Option<String>,
+    /// With --config: also write each resource's overlay plot (baseline and scenarios, each
+    /// with its band) into DIR/plots/<slug>.png and .svg.
+    #[arg(long, requires = "config")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::merge::{self, ShardFile};
 use crate::report::stream::Streamer;
-use crate::report::{self, Report, RunMeta};
+use crate::report::{self, PlotMode, Report, RunMeta};
 use crate::scenario::{self, Scenario};
 use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
@@ -264,12 +264,48 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
         bail!("{}: no [scenarios] defined; add one or use the inline flags with --input", path.display());
     }
     let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
-    let result = pipeline::run(&cfg, as_of, None, &|_| {}, &mut pipeline::NoSink);
+    if let Some(name) = &args.resource {
+        // Only the scenarios that apply to it, and only to it.
+        cfg.scenarios.retain(|s| s.applies_to(name));
+        if cfg.scenarios.is_empty() {
+            bail!("{}: no scenario applies to `{name}`", path.display());
+        }
+        for s in &mut cfg.scenarios {
+            s.resources = vec![name.clone()];
+        }
+    }
+    let mut overlays = match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir.join("plots")).with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(Streamer::new(dir, PlotMode::All).only_with_scenarios())
+        }
+        None => None,
+    };
+    let sink: &mut dyn pipeline::Sink = match overlays.as_mut() {
+        Some(s) => s,
+        None => &mut pipeline::NoSink,
+    };
+    let mut result = pipeline::run(&cfg, as_of, None, &|_| {}, sink);
+    if let Some(name) = &args.resource {
+        result.resources.retain(|r| &r.name == name);
+        result.errors.retain(|e| e.resource.as_ref().is_none_or(|r| r == name));
+        if result.resources.is_empty() && result.errors.is_empty() {
+            bail!("{}: no resource named `{name}`", path.display());
+        }
+    }
     out!("{}", report::markdown::whatif_table(&result));
-    for e in &result.errors {
+    let mut errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    if let Some(s) = overlays {
+        let (plots, plot_errors) = s.finish(&result.resources);
+        errors.extend(plot_errors);
+        if let Some(dir) = &args.out {
+            eprintln!("wrote {} overlay plots into {}", plots.len(), dir.join("plots").display());
+        }
+    }
+    for e in &errors {
         eprintln!("error: {e}");
     }
-    Ok(if result.errors.is_empty() { Status::Ok } else { Status::Error })
+    Ok(if errors.is_empty() { Status::Ok } else { Status::Error })
 }
 
 /// Reads one series file and forecasts it with the flags' settings.

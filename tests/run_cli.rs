@@ -275,6 +275,39 @@ fn whatif_over_the_sample_config() {
 }
 
 #[test]
+fn whatif_for_one_resource_writes_its_overlay_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = headroom()
+        .args(["whatif", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .args(["--resource", "web/cpu", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    // Baseline and the two scenarios that apply to web/cpu (bigger_disk does not), two thresholds each.
+    assert_eq!(rows.len(), 6, "{table}");
+    assert!(rows.iter().all(|r| r.starts_with("| web/cpu |")), "{table}");
+    assert!(!table.contains("bigger_disk"), "{table}");
+    let png = std::fs::read(dir.path().join("plots/web_cpu.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(dir.path().join("plots/web_cpu.svg")).unwrap();
+    assert!(svg.contains("what if: fast_growth") && svg.contains("what if: new_customer"));
+    assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 2);
+    let bad = headroom()
+        .args(["whatif", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .args(["--resource", "nope/cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("no resource named `nope/cpu`"), "{err}");
+}
+
+#[test]
 fn a_closed_stdout_is_no_panic() {
     // `headroom check | head -1` closes the pipe early: a quiet exit, not a panic.
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("headroom"))

@@ -32,6 +32,7 @@ pub struct Streamer {
     /// [`PLOT_ALL_UP_TO`] and [`EXTRA_PLOTS`] (smaller in tests).
     all_up_to: usize,
     extra: usize,
+    scenarios_only: bool,
     pub slugs: BTreeMap<String, String>,
     as_of: i64,
     total: usize,
@@ -51,6 +52,7 @@ impl Streamer {
             mode,
             all_up_to: PLOT_ALL_UP_TO,
             extra: EXTRA_PLOTS,
+            scenarios_only: false,
             slugs: BTreeMap::new(),
             as_of: 0,
             total: 0,
@@ -60,6 +62,12 @@ impl Streamer {
             paths: PathWriter::create(&out.join("forecasts.parquet"), false),
             scenarios: PathWriter::create(&out.join("scenarios.parquet"), true),
         }
+    }
+
+    /// Plots only resources that some scenario applies to (`whatif --config --out`).
+    pub fn only_with_scenarios(mut self) -> Streamer {
+        self.scenarios_only = true;
+        self
     }
 
     /// Whether plots go inline into `index.html` (a small fleet) or are linked.
@@ -72,6 +80,9 @@ impl Streamer {
     }
 
     fn plot_now(&self, r: &ResourceForecast) -> bool {
+        if self.scenarios_only && r.scenarios.is_empty() {
+            return false;
+        }
         match self.mode {
             PlotMode::None => false,
             PlotMode::All => true,
