@@ -28,6 +28,9 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// What if growth, load or capacity change: baseline and scenario side by side (JSON).
     Whatif(WhatifArgs),
+    /// How each model family would have done on each resource's latest history (held out):
+    /// MASE, interval coverage and crossing-date error, as a table (or JSON).
+    Backtest(BacktestArgs),
     /// Freeze every resource's history into one Parquet file (resource, timestamp, value)
     /// that a `files` source can read, for reproducible or offline runs.
     Pull(PullArgs),
@@ -98,6 +101,22 @@ pub struct WhatifArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// One series file and the forecast flags (`--model` is ignored: every family is scored).
+    #[command(flatten)]
+    pub series: ForecastArgs,
+    /// Instead of one file: every resource of a config.
+    #[arg(long, conflicts_with = "input")]
+    pub config: Option<PathBuf>,
+    /// With --config: only this resource (its exact name).
+    #[arg(long, requires = "config")]
+    pub resource: Option<String>,
+    /// Hold out the stretch before this date (default: the last sample).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Config file.
     #[arg(long, default_value = "headroom.toml")]
@@ -153,8 +172,10 @@ pub struct ForecastArgs {
     /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl.
     #[arg(long, default_value = "auto")]
     pub model: String,
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: Format,
+    /// Output format: JSON (`forecast` and `whatif` print nothing else; `backtest` prints a
+    /// Markdown table without it).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Args)]

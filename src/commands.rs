@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{BenchArgs, CheckArgs, Command, ForecastArgs, MergeArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs};
+use crate::cli::{
+    BacktestArgs, BenchArgs, CheckArgs, Command, ForecastArgs, MergeArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs,
+};
 use crate::config::{self, ResourceSettings};
 use crate::pipeline::{self, Progress, ResourceForecast};
 use crate::report::merge::{self, ShardFile};
@@ -53,6 +55,7 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
         Command::Sample(a) => sample(&a),
         Command::Bench(a) => bench(&a),
         Command::Merge(a) => merge(&a),
+        Command::Backtest(a) => backtest(&a),
     }
 }
 
@@ -310,6 +313,56 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
 
 /// Reads one series file and forecasts it with the flags' settings.
 fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
+    let (raw, settings) = one_series(args)?;
+    let input = args.input.as_deref().unwrap_or(Path::new("-"));
+    let r: ResourceForecast = pipeline::forecast_resource(&raw, "file", &settings, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(r)
+}
+
+/// `headroom backtest`: every family scored on each resource's held-out latest history.
+fn backtest(args: &BacktestArgs) -> anyhow::Result<Status> {
+    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let (evaluations, errors) = match &args.config {
+        Some(path) => {
+            let cfg = config::load(path)?;
+            let (mut done, mut errors) = pipeline::each_resource(&cfg, as_of, &|raw, source, s| {
+                crate::backtest::evaluate(raw, source, s, as_of)
+            });
+            if let Some(name) = &args.resource {
+                done.retain(|(n, _)| n == name);
+                errors.retain(|e| e.resource.as_ref().is_none_or(|r| r == name));
+                if done.is_empty() && errors.is_empty() {
+                    bail!("{}: no resource named `{name}`", path.display());
+                }
+            }
+            (done, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+        }
+        None => {
+            let (raw, settings) = one_series(&args.series)?;
+            let e = crate::backtest::evaluate(&raw, "file", &settings, as_of).map_err(anyhow::Error::msg)?;
+            (vec![(raw.name.clone(), e)], vec![])
+        }
+    };
+    match args.series.format {
+        Some(_) => {
+            let doc: Vec<serde_json::Value> =
+                evaluations.iter().map(|(name, e)| serde_json::json!({"resource": name, "evaluation": e})).collect();
+            out!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        None => out!("{}", crate::backtest::table(&evaluations).trim_end()),
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    Ok(if errors.is_empty() { Status::Ok } else { Status::Error })
+}
+
+/// Reads one series file and turns the flags into its settings.
+fn one_series(args: &ForecastArgs) -> anyhow::Result<(RawSeries, ResourceSettings)> {
     let Some(input) = &args.input else { bail!("--input FILE is required") };
     let horizon = parse_duration(&args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
     let step = args.step.as_deref().map(parse_duration).transpose().map_err(|e| anyhow::anyhow!("--step: {e}"))?;
@@ -346,12 +399,7 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
     for n in &pulled.notes {
         eprintln!("note: {n}");
     }
-    let r: ResourceForecast = pipeline::forecast_resource(raw, "file", &settings, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-    for n in &r.notes {
-        eprintln!("note: {n}");
-    }
-    Ok(r)
+    Ok((raw.clone(), settings))
 }
 
 /// `headroom pull`: every resource's raw history into one long Parquet file.

@@ -4,6 +4,7 @@
 //! `model` (fit, select, forecast) → `breach` (crossings, headroom) → `report` (outputs).
 //! `pipeline` runs the stages over a fleet; `commands` turns flags into runs and exit codes.
 
+pub mod backtest;
 pub mod breach;
 pub mod cli;
 pub mod commands;

@@ -465,6 +465,41 @@ fn with_server_values(
     Ok(s)
 }
 
+/// Reads every source as `run` would and calls `f` on each resource's series with its
+/// settings (in parallel; `headroom backtest`). Results come in the config's order.
+pub fn each_resource<T: Send>(
+    config: &Config,
+    as_of: Option<i64>,
+    f: &(dyn Fn(&RawSeries, &str, &ResourceSettings) -> Result<T, String> + Sync),
+) -> (Vec<(String, T)>, Vec<RunError>) {
+    let mut errors = vec![];
+    let pulled = pull_all(config, as_of, None, false);
+    for p in pulled.values() {
+        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
+    }
+    let work = assign(config, &pulled, &mut errors);
+    let from_server: HashMap<&str, &Vec<(String, f64)>> =
+        pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
+    let results: Vec<Result<(String, T), RunError>> = work
+        .par_iter()
+        .map(|(raw, entry)| {
+            with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied())
+                .and_then(|s| f(raw, &entry.source, &s))
+                .map(|t| (raw.name.clone(), t))
+                .map_err(|message| RunError { resource: Some(raw.name.clone()), message })
+        })
+        .collect();
+    let mut done = vec![];
+    for r in results {
+        match r {
+            Ok(x) => done.push(x),
+            Err(e) => errors.push(e),
+        }
+    }
+    order_errors(&mut errors);
+    (done, errors)
+}
+
 /// Reads every source as `run` would and returns each resource's raw series (for `pull`),
 /// with the errors and notes of reading. With `since`, servers are asked only for steps after
 /// it (to extend a snapshot); files are read whole.

@@ -275,6 +275,35 @@ fn whatif_over_the_sample_config() {
 }
 
 #[test]
+fn backtest_scores_every_family_on_held_out_history() {
+    let out = headroom()
+        .args(["backtest", "--config"])
+        .arg(repo().join("headroom.toml"))
+        .args(["--resource", "api/cpu", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &doc[0]["evaluation"];
+    assert_eq!(doc[0]["resource"], "api/cpu");
+    // The default 90-day horizon is held out: 2160 hourly steps from 2026-08-03.
+    assert_eq!(e["holdout_steps"], 2160);
+    assert_eq!(e["holdout_start"], "2026-08-03T01:00:00Z");
+    let scores = e["scores"].as_array().unwrap();
+    let families: Vec<&str> = scores.iter().map(|s| s["family"].as_str().unwrap()).collect();
+    assert_eq!(families, ["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl"]);
+    for s in scores {
+        let c = s["coverage"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c) && s["mase"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let table = headroom().args(["backtest", "--config"]).arg(repo().join("headroom.toml")).output().unwrap();
+    assert_eq!(table.status.code(), Some(0));
+    let text = String::from_utf8(table.stdout).unwrap();
+    // 21 resources x 7 families, under a header of two lines.
+    assert_eq!(text.lines().count(), 2 + 21 * 7, "{text}");
+}
+
+#[test]
 fn whatif_for_one_resource_writes_its_overlay_plot() {
     let dir = tempfile::tempdir().unwrap();
     let out = headroom()

@@ -396,7 +396,7 @@ impl Range {
 
 /// In-sample MAE of the one-season naive forecast (season = a day where possible): the MASE
 /// denominator, as in the benchmark's scorer.
-fn in_sample_scale(values: &[f64], step: i64) -> Option<f64> {
+pub fn in_sample_scale(values: &[f64], step: i64) -> Option<f64> {
     let p = seasonal_periods(step).first().copied().filter(|p| values.len() > p + 1).unwrap_or(1);
     finite_mean((p..values.len()).map(|i| (values[i] - values[i - p]).abs()))
 }

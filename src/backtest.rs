@@ -1,0 +1,190 @@
+//! `headroom backtest`: how each model family would have done on a resource's latest history.
+//! The last stretch (the horizon, or a third of the history when that is shorter) is held
+//! out; every family forecasts it from what came before, exactly as a run would, and is
+//! scored against what happened: MASE, interval coverage, and the highest threshold's
+//! crossing date (the mean path's, against the first observed crossing).
+
+use serde::Serialize;
+
+use crate::config::ResourceSettings;
+use crate::model::select::{FAMILIES, in_sample_scale};
+use crate::pipeline::forecast_resource;
+use crate::series::{self, PrepareOptions};
+use crate::source::RawSeries;
+use crate::time::rfc3339;
+
+/// One family's held-out result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    /// The family asked for (`auto` is the default selection).
+    pub family: String,
+    /// The model that family settled on (or why it could not forecast).
+    pub model: String,
+    pub mase: Option<f64>,
+    /// Share of held-out points inside the interval.
+    pub coverage: Option<f64>,
+    /// The threshold checked (the highest) and where its crossing was predicted and seen.
+    pub threshold: Option<f64>,
+    pub predicted: Option<String>,
+    pub actual: Option<String>,
+    /// Predicted minus actual crossing, in days (both crossed).
+    pub error_days: Option<f64>,
+}
+
+/// A resource's held-out window and every family's score on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub holdout_start: String,
+    pub holdout_steps: usize,
+    pub level: f64,
+    pub scores: Vec<Score>,
+}
+
+/// Holds out the end of `raw`'s history (up to `as_of`) and scores every family on it.
+pub fn evaluate(
+    raw: &RawSeries,
+    source: &str,
+    settings: &ResourceSettings,
+    as_of: Option<i64>,
+) -> Result<Evaluation, String> {
+    let step = match settings.step {
+        Some(s) => s,
+        None => series::median_spacing(raw).ok_or("fewer than two timestamps: cannot tell the step")?,
+    };
+    let opts = PrepareOptions {
+        step,
+        aggregate: settings.aggregate,
+        as_of,
+        history: Some(settings.history),
+        ignore: settings.ignore.clone(),
+    };
+    let (mut full, _) = series::prepare(raw, &opts).map_err(|e| e.to_string())?;
+    if let Some(c) = settings.capacity {
+        full.values.iter_mut().for_each(|v| *v /= c);
+    }
+    let n = full.values.len();
+    let held = ((settings.horizon / step) as usize).min(n / 3);
+    if held < 2 {
+        return Err(format!("{n} steps of history: too short to hold any out"));
+    }
+    let cut = full.time(n - held - 1);
+    let actual = &full.values[n - held..];
+    let train = &full.values[..n - held];
+    let scale = in_sample_scale(train, step).filter(|s| *s > 0.0);
+    let hard = settings.thresholds.last().map(|t| t.1);
+    let seen = hard.and_then(|t| actual.iter().position(|v| *v >= t));
+    let scores = FAMILIES
+        .iter()
+        .map(|family| {
+            let s = ResourceSettings { model: family.to_string(), ..settings.clone() };
+            let failed = |why: String| Score {
+                family: family.to_string(),
+                model: format!("failed: {why}"),
+                mase: None,
+                coverage: None,
+                threshold: hard,
+                predicted: None,
+                actual: seen.map(|i| rfc3339(full.time(n - held + i))),
+                error_days: None,
+            };
+            let r = match forecast_resource(raw, source, &s, Some(cut)) {
+                Ok(r) => r,
+                Err(e) => return failed(e),
+            };
+            let Some(d) = &r.detail else { return failed("no forecast path".into()) };
+            // Forecast step k is at forecast_start + k * step; the held-out point j at cut + (j + 1) * step.
+            let offset = ((cut + step - r.forecast_start) / step) as usize;
+            let pairs: Vec<(usize, f64)> = (0..held)
+                .filter(|j| offset + j < d.forecast.mean.len() && actual[*j].is_finite())
+                .map(|j| (offset + j, actual[j]))
+                .collect();
+            let count = pairs.len().max(1) as f64;
+            let mae = pairs.iter().map(|(k, a)| (d.forecast.mean[*k] - a).abs()).sum::<f64>() / count;
+            let inside =
+                pairs.iter().filter(|(k, a)| d.forecast.lower[*k] <= *a && *a <= d.forecast.upper[*k]).count() as f64;
+            let predicted = r
+                .breaches
+                .last()
+                .and_then(|b| b.expected_step)
+                .filter(|k| *k >= offset && *k < offset + held)
+                .map(|k| k - offset);
+            let error_days = match (predicted, seen) {
+                (Some(p), Some(a)) => Some((p as f64 - a as f64) * step as f64 / 86_400.0),
+                _ => None,
+            };
+            Score {
+                family: family.to_string(),
+                model: r.model.clone(),
+                mase: scale.filter(|_| !pairs.is_empty()).map(|s| mae / s),
+                coverage: (!pairs.is_empty()).then(|| inside / count),
+                threshold: hard,
+                predicted: predicted.map(|k| rfc3339(full.time(n - held + k))),
+                actual: seen.map(|i| rfc3339(full.time(n - held + i))),
+                error_days,
+            }
+        })
+        .collect();
+    Ok(Evaluation { holdout_start: rfc3339(cut + step), holdout_steps: held, level: settings.level, scores })
+}
+
+/// The evaluations as a Markdown table: a row per resource and family.
+pub fn table(evaluations: &[(String, Evaluation)]) -> String {
+    let mut s = String::from(
+        "| resource | family | model | MASE | coverage | threshold | crossing predicted / seen | error (days) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let day = |t: &Option<String>| t.as_deref().map_or("–".to_string(), |t| t[..10].to_string());
+    for (name, e) in evaluations {
+        for sc in &e.scores {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+                name.replace('|', "\\|"),
+                sc.family,
+                sc.model.replace('|', "\\|"),
+                sc.mase.map_or("–".into(), |m| format!("{m:.2}")),
+                sc.coverage.map_or("–".into(), |c| format!("{:.0} % of {:.0} %", c * 100.0, e.level * 100.0)),
+                sc.threshold.map_or("–".into(), |t| t.to_string()),
+                day(&sc.predicted),
+                day(&sc.actual),
+                sc.error_days.map_or("–".into(), |d| format!("{d:+.1}")),
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ramp_is_scored_against_what_happened() {
+        // 60 days hourly rising 0.0075 a day from 0.5 with a daily cycle: the hard threshold
+        // 0.9 is first reached on day 53, inside the last 20 days held out.
+        let hours = 60 * 24;
+        let ts: Vec<i64> = (0..hours).map(|i| 1_767_225_600 + 3600 * i as i64).collect();
+        let vs: Vec<f64> = (0..hours)
+            .map(|i| 0.5 + 0.0075 * i as f64 / 24.0 + 0.01 * (i as f64 / 24.0 * std::f64::consts::TAU).sin())
+            .collect();
+        let raw = RawSeries::new("ramp".into(), "test".into(), ts, vs.clone());
+        let settings = ResourceSettings {
+            horizon: 20 * 86_400,
+            thresholds: vec![("soft".into(), 0.7), ("hard".into(), 0.9)],
+            ..ResourceSettings::default()
+        };
+        let e = evaluate(&raw, "test", &settings, None).unwrap();
+        assert_eq!(e.holdout_steps, 20 * 24);
+        assert_eq!(e.scores.len(), FAMILIES.len());
+        let seen = vs.iter().position(|v| *v >= 0.9).unwrap();
+        assert!(seen >= hours - 20 * 24, "the crossing lies in the held-out stretch");
+        let linear = e.scores.iter().find(|s| s.family == "linear").unwrap();
+        assert!(linear.mase.unwrap() < 0.5, "{linear:?}");
+        assert!(linear.error_days.unwrap().abs() < 1.0, "{linear:?}");
+        assert!(linear.actual.is_some() && linear.predicted.is_some());
+        // The naive forecast stays flat: it never predicts the crossing that happened.
+        let naive = e.scores.iter().find(|s| s.family == "naive").unwrap();
+        assert!(naive.predicted.is_none() && naive.actual.is_some(), "{naive:?}");
+        assert!(naive.mase.unwrap() > linear.mase.unwrap());
+        let short = RawSeries::new("short".into(), "t".into(), vec![0, 3600, 7200], vec![0.1, 0.2, 0.3]);
+        assert!(evaluate(&short, "t", &settings, None).unwrap_err().contains("too short"));
+    }
+}
