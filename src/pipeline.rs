@@ -721,12 +721,24 @@ pub fn forecast_resource(
             format_duration(as_of - end)
         ));
     }
-    // Fit only on data after the last level shift, when enough of it remains.
+    // Fit only on data after the last level shift, when enough of it remains: a configured
+    // one, else a large one found in the data.
     let mut fit = history.clone();
     let min_after = seasonal_periods(step).last().map_or(24, |p| 2 * p + 2);
-    if let Some(&(at, _, _)) =
-        settings.events.iter().filter(|(t, k, _)| *k == EventKind::LevelShift && *t <= end).max_by_key(|e| e.0)
-    {
+    let configured =
+        settings.events.iter().filter(|(t, k, _)| *k == EventKind::LevelShift && *t <= end).max_by_key(|e| e.0);
+    if configured.is_none() {
+        let block = seasonal_periods(step).first().copied().unwrap_or(1);
+        if let Some(i) = crate::model::changepoint::detect_level_shift(&history.values, block) {
+            let cut = history.since(history.time(i));
+            if cut.observed() >= min_after {
+                notes
+                    .push(format!("level shift found on {}: fitted on the data after it", crate::time::day(cut.start)));
+                fit = cut;
+            }
+        }
+    }
+    if let Some(&(at, _, _)) = configured {
         let cut = history.since(at);
         if cut.observed() >= min_after {
             fit = cut;

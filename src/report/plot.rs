@@ -346,6 +346,10 @@ fn draw<DB: DrawingBackend>(
 
     // The as-of date and events as labelled vertical lines.
     let mut verticals = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
+    // A level shift found in the data (the fit starts there, at no configured event).
+    if r.fit_start > h.start && !r.settings.events.iter().any(|e| e.0 == r.fit_start) {
+        verticals.push((r.fit_start, "level shift found".to_string(), RGBColor(148, 103, 189)));
+    }
     for (t, kind, note) in &r.settings.events {
         if *t >= x0 && *t <= x1 {
             let what = if *kind == EventKind::LevelShift { "level shift" } else { "event" };
@@ -353,10 +357,16 @@ fn draw<DB: DrawingBackend>(
             verticals.push((*t, text, RGBColor(148, 103, 189)));
         }
     }
+    // Labels of lines close together (within a sixth of the width) step down a row each.
+    verticals.sort_by_key(|v| v.0);
+    let mut row = 0.0;
+    let mut previous: Option<i64> = None;
     for (t, text, color) in verticals {
         chart.draw_series(DashedLineSeries::new([(t, y0), (t, y1)], 4, 4, color.stroke_width(1)))?;
+        row = if previous.is_some_and(|p| (t - p) * 6 < x1 - x0) { row + 1.0 } else { 0.0 };
+        previous = Some(t);
         let style = (FONT, 12).into_font().color(&color);
-        chart.draw_series(std::iter::once(Text::new(format!(" {text}"), (t, y1 - pad * 0.2), style)))?;
+        chart.draw_series(std::iter::once(Text::new(format!(" {text}"), (t, y1 - pad * (0.2 + 0.45 * row)), style)))?;
     }
 
     chart
