@@ -186,8 +186,9 @@ fn search_ses(x: &[f64]) -> Params {
         .unwrap_or(Params { alpha: 0.3, beta: 0.0, phi: 1.0 })
 }
 
-/// Best parameters over no-trend and damped-trend models. A damped trend must lower the
-/// error by more than its two extra parameters' worth (AIC-like) to be chosen.
+/// Best parameters over no-trend and damped-trend models: each fitted by its one-step
+/// errors (AIC-like), then the damped trend kept only if it also forecasts [`AHEAD`] steps
+/// ahead better (one-step errors favour trends that do not last).
 fn search(x: &[f64]) -> Params {
     let t = tail(x);
     let n = t.len().max(2) as f64;
@@ -205,7 +206,33 @@ fn search(x: &[f64]) -> Params {
             }
         }
     }
+    if best.0.beta > 0.0 && sse_ahead(t, best.0, AHEAD) >= TREND_GAIN * sse_ahead(t, ses, AHEAD) {
+        return ses;
+    }
     best.0
+}
+
+/// Steps ahead the parameters are judged on.
+const AHEAD: usize = 24;
+/// A damped trend must cut the no-trend error to this share.
+const TREND_GAIN: f64 = 0.95;
+
+/// Sum of squared errors of the `h`-step-ahead forecasts from every point.
+fn sse_ahead(x: &[f64], p: Params, h: usize) -> f64 {
+    let damp: f64 = (1..=h as i32).map(|k| p.phi.powi(k)).sum();
+    let (mut l, mut b) = init(x, p);
+    let mut total = 0.0;
+    for i in 1..x.len() {
+        let pred = l + p.phi * b;
+        let e = x[i] - pred;
+        l = pred + p.alpha * e;
+        b = p.phi * b + p.beta * e;
+        if let Some(v) = x.get(i + h) {
+            let f = l + damp * b;
+            total += (v - f) * (v - f);
+        }
+    }
+    total
 }
 
 fn ols_slope(x: &[f64]) -> f64 {
