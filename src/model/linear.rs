@@ -1,5 +1,6 @@
 //! Linear trend plus a seasonal profile: what `predict_linear` users know, with the daily or
-//! weekly shape added back. Fitted by least squares on the whole window or a recent part of it.
+//! weekly shape added back. Fitted robustly (Huber weights, reweighted least squares) on the
+//! whole window or a recent part of it.
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::stats::central_z;
@@ -35,40 +36,85 @@ impl Model for LinearSeasonal {
         let m = pts.len() as f64;
         // Trend plus one level per phase (seasonal dummies), solved exactly: the slope comes
         // from values and times centred within each phase, so the season cannot bias it.
+        // Robust (Huber): points far from the fit (spikes, incidents) are down-weighted over a
+        // few reweighted passes, so they do not tilt the trend.
         let p = self.period.max(1);
-        let mut t_sum = vec![0.0; p];
-        let mut y_sum = vec![0.0; p];
-        let mut cnt = vec![0usize; p];
-        for &(t, v) in &pts {
-            let ph = (t as usize) % p;
-            t_sum[ph] += t;
-            y_sum[ph] += v;
-            cnt[ph] += 1;
+        let mut weight = vec![1.0; pts.len()];
+        let mut fit = WeightedFit::solve(&pts, &weight, p);
+        for _ in 0..HUBER_PASSES {
+            let resid: Vec<f64> = pts.iter().map(|&(t, v)| v - fit.at(t)).collect();
+            let mut abs: Vec<f64> = resid.iter().map(|r| r.abs()).filter(|r| r.is_finite()).collect();
+            if abs.is_empty() {
+                break;
+            }
+            let mid = abs.len() / 2;
+            let scale = 1.4826 * *abs.select_nth_unstable_by(mid, f64::total_cmp).1;
+            if scale <= 0.0 {
+                break;
+            }
+            let k = HUBER_K * scale;
+            for (w, r) in weight.iter_mut().zip(&resid) {
+                *w = if r.abs() <= k { 1.0 } else { k / r.abs() };
+            }
+            fit = WeightedFit::solve(&pts, &weight, p);
         }
-        let phase_mean = |sum: &[f64], ph: usize| if cnt[ph] > 0 { sum[ph] / cnt[ph] as f64 } else { 0.0 };
-        let (mut sxx, mut sxy) = (0.0, 0.0);
-        for &(t, v) in &pts {
-            let ph = (t as usize) % p;
-            let dt = t - phase_mean(&t_sum, ph);
-            sxx += dt * dt;
-            sxy += dt * (v - phase_mean(&y_sum, ph));
-        }
-        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        let tbar = pts.iter().map(|q| q.0).sum::<f64>() / m;
-        let ybar = pts.iter().map(|q| q.1).sum::<f64>() / m;
-        let intercept = ybar - slope * tbar;
-        // Phase levels relative to the overall line; a phase never observed gets none.
-        let profile: Vec<f64> =
-            (0..p)
-                .map(|ph| {
-                    if cnt[ph] > 0 { phase_mean(&y_sum, ph) - slope * phase_mean(&t_sum, ph) - intercept } else { 0.0 }
-                })
-                .collect();
+        let WeightedFit { intercept, slope, profile, tbar, sxx } = fit;
         let resid: Vec<f64> =
             pts.iter().map(|&(t, v)| v - (intercept + slope * t + profile[(t as usize) % p])).collect();
         let dof = (m - 2.0 - (p as f64 - 1.0)).max(1.0);
         let sigma = (resid.iter().map(|r| r * r).sum::<f64>() / dof).sqrt();
         Ok(Box::new(FittedLinear { intercept, slope, profile, sigma, n, m, tbar, sxx, from }))
+    }
+}
+
+/// Huber's tuning constant (95 % efficiency under Gaussian noise) and the reweighting passes.
+const HUBER_K: f64 = 1.345;
+const HUBER_PASSES: usize = 3;
+
+/// A weighted least-squares line plus one level per phase.
+struct WeightedFit {
+    intercept: f64,
+    slope: f64,
+    profile: Vec<f64>,
+    tbar: f64,
+    sxx: f64,
+}
+
+impl WeightedFit {
+    fn solve(pts: &[(f64, f64)], weight: &[f64], p: usize) -> WeightedFit {
+        let mut t_sum = vec![0.0; p];
+        let mut y_sum = vec![0.0; p];
+        let mut w_sum = vec![0.0; p];
+        for (&(t, v), &w) in pts.iter().zip(weight) {
+            let ph = (t as usize) % p;
+            t_sum[ph] += w * t;
+            y_sum[ph] += w * v;
+            w_sum[ph] += w;
+        }
+        let phase_mean = |sum: &[f64], ph: usize| if w_sum[ph] > 0.0 { sum[ph] / w_sum[ph] } else { 0.0 };
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for (&(t, v), &w) in pts.iter().zip(weight) {
+            let ph = (t as usize) % p;
+            let dt = t - phase_mean(&t_sum, ph);
+            sxx += w * dt * dt;
+            sxy += w * dt * (v - phase_mean(&y_sum, ph));
+        }
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let total: f64 = weight.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let tbar = pts.iter().zip(weight).map(|(q, w)| w * q.0).sum::<f64>() / total;
+        let ybar = pts.iter().zip(weight).map(|(q, w)| w * q.1).sum::<f64>() / total;
+        let intercept = ybar - slope * tbar;
+        // Phase levels relative to the overall line; a phase never observed gets none.
+        let profile = (0..p)
+            .map(|ph| {
+                if w_sum[ph] > 0.0 { phase_mean(&y_sum, ph) - slope * phase_mean(&t_sum, ph) - intercept } else { 0.0 }
+            })
+            .collect();
+        WeightedFit { intercept, slope, profile, tbar, sxx }
+    }
+
+    fn at(&self, t: f64) -> f64 {
+        self.intercept + self.slope * t + self.profile[(t as usize) % self.profile.len()]
     }
 }
 
@@ -113,6 +159,27 @@ impl Fitted for FittedLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spikes_do_not_tilt_the_trend() {
+        // A ramp of slope 0.001 with a daily cycle and small noise; a burst of large spikes
+        // near the end (an incident) would pull a least-squares line up.
+        let mut y: Vec<f64> = (0..24 * 30)
+            .map(|i| {
+                0.3 + 0.001 * i as f64
+                    + 0.05 * (i as f64 / 24.0 * std::f64::consts::TAU).sin()
+                    + 0.005 * crate::stats::test_noise(i)
+            })
+            .collect();
+        for v in &mut y[24 * 27..24 * 28] {
+            *v += 0.4;
+        }
+        let f = LinearSeasonal { period: 24, window: None }.fit(&y).unwrap().predict(48, 0.8);
+        let slope = (f.mean[47] - f.mean[23]) / 24.0;
+        assert!((slope - 0.001).abs() < 0.0001, "slope {slope}");
+        let want = 0.3 + 0.001 * (24 * 30) as f64;
+        assert!((f.mean[0] - want).abs() < 0.02, "{} vs {want}", f.mean[0]);
+    }
 
     #[test]
     fn recovers_trend_and_season() {
