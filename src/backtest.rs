@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::config::ResourceSettings;
 use crate::model::select::{FAMILIES, in_sample_scale};
-use crate::pipeline::forecast_resource;
-use crate::series::{self, PrepareOptions};
+use crate::pipeline::{forecast_resource, prepare};
+use crate::report::markdown::escape;
 use crate::source::RawSeries;
 use crate::time::rfc3339;
 
@@ -47,21 +47,8 @@ pub fn evaluate(
     settings: &ResourceSettings,
     as_of: Option<i64>,
 ) -> Result<Evaluation, String> {
-    let step = match settings.step {
-        Some(s) => s,
-        None => series::median_spacing(raw).ok_or("fewer than two timestamps: cannot tell the step")?,
-    };
-    let opts = PrepareOptions {
-        step,
-        aggregate: settings.aggregate,
-        as_of,
-        history: Some(settings.history),
-        ignore: settings.ignore.clone(),
-    };
-    let (mut full, _) = series::prepare(raw, &opts).map_err(|e| e.to_string())?;
-    if let Some(c) = settings.capacity {
-        full.values.iter_mut().for_each(|v| *v /= c);
-    }
+    let (full, _) = prepare(raw, settings, as_of)?;
+    let step = full.step;
     let n = full.values.len();
     let held = ((settings.horizon / step) as usize).min(n / 3);
     if held < 2 {
@@ -132,14 +119,14 @@ pub fn table(evaluations: &[(String, Evaluation)]) -> String {
     let mut s = String::from(
         "| resource | family | model | MASE | coverage | threshold | crossing predicted / seen | error (days) |\n|---|---|---|---|---|---|---|---|\n",
     );
-    let day = |t: &Option<String>| t.as_deref().map_or("–".to_string(), |t| t[..10].to_string());
+    let day = |t: &Option<String>| t.as_deref().and_then(|t| t.get(..10)).unwrap_or("–").to_string();
     for (name, e) in evaluations {
         for sc in &e.scores {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
-                name.replace('|', "\\|"),
+                escape(name),
                 sc.family,
-                sc.model.replace('|', "\\|"),
+                escape(&sc.model),
                 sc.mase.map_or("–".into(), |m| format!("{m:.2}")),
                 sc.coverage.map_or("–".into(), |c| format!("{:.0} % of {:.0} %", c * 100.0, e.level * 100.0)),
                 sc.threshold.map_or("–".into(), |t| t.to_string()),

@@ -335,20 +335,12 @@ pub fn run(
     progress: &(dyn Fn(Progress) + Sync),
     sink: &mut dyn Sink,
 ) -> RunResult {
-    let mut errors = vec![];
-    let mut notes = vec![];
-    let pulled = pull_all(config, as_of, None, true);
-    for p in pulled.values() {
-        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
-        notes.extend(p.notes.iter().cloned());
-    }
+    let (pulled, mut errors, notes) = read(config, as_of, None, true);
     let work = assign(config, &pulled, &mut errors);
     if let Some(sh) = shard {
         errors.retain(|e| e.resource.as_deref().is_none_or(|r| sh.owns(r)));
     }
-    // Thresholds read from servers, by resource name.
-    let from_server: HashMap<&str, &Vec<(String, f64)>> =
-        pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
+    let from_server = server_values(&pulled);
     let as_of = as_of.unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.last_timestamp()).max().unwrap_or(0));
     let names: Vec<&str> = work.iter().map(|(raw, _)| raw.name.as_str()).collect();
     sink.start(&names, as_of);
@@ -472,14 +464,9 @@ pub fn each_resource<T: Send>(
     as_of: Option<i64>,
     f: &(dyn Fn(&RawSeries, &str, &ResourceSettings) -> Result<T, String> + Sync),
 ) -> (Vec<(String, T)>, Vec<RunError>) {
-    let mut errors = vec![];
-    let pulled = pull_all(config, as_of, None, false);
-    for p in pulled.values() {
-        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
-    }
+    let (pulled, mut errors, _) = read(config, as_of, None, false);
     let work = assign(config, &pulled, &mut errors);
-    let from_server: HashMap<&str, &Vec<(String, f64)>> =
-        pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect();
+    let from_server = server_values(&pulled);
     let results: Vec<Result<(String, T), RunError>> = work
         .par_iter()
         .map(|(raw, entry)| {
@@ -508,13 +495,7 @@ pub fn snapshot(
     as_of: Option<i64>,
     since: Option<i64>,
 ) -> (Vec<RawSeries>, Vec<RunError>, Vec<String>) {
-    let mut errors = vec![];
-    let mut notes = vec![];
-    let pulled = pull_all(config, as_of, since, false);
-    for p in pulled.values() {
-        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
-        notes.extend(p.notes.iter().cloned());
-    }
+    let (pulled, mut errors, notes) = read(config, as_of, since, false);
     // Which series, by position, then moved out of what was read (no copy of the points).
     let chosen: Vec<(PullKey, usize)> = {
         let work = assign(config, &pulled, &mut errors);
@@ -532,6 +513,28 @@ pub fn snapshot(
         .filter_map(|(key, i)| pulled.get_mut(&key).map(|p| std::mem::replace(&mut p.series[i], RawSeries::empty())))
         .collect();
     (series, errors, notes)
+}
+
+/// Reads every source ([`pull_all`]), with the errors and notes of reading.
+fn read(
+    config: &Config,
+    as_of: Option<i64>,
+    since: Option<i64>,
+    defer: bool,
+) -> (BTreeMap<PullKey, Pulled>, Vec<RunError>, Vec<String>) {
+    let pulled = pull_all(config, as_of, since, defer);
+    let mut errors = vec![];
+    let mut notes = vec![];
+    for p in pulled.values() {
+        errors.extend(p.errors.iter().map(|e| RunError { resource: e.resource.clone(), message: e.message.clone() }));
+        notes.extend(p.notes.iter().cloned());
+    }
+    (pulled, errors, notes)
+}
+
+/// Thresholds and capacities read from servers, by resource name.
+fn server_values(pulled: &BTreeMap<PullKey, Pulled>) -> HashMap<&str, &Vec<(String, f64)>> {
+    pulled.values().flat_map(|p| p.thresholds.iter().map(|(k, v)| (k.as_str(), v))).collect()
 }
 
 /// What a `[[resources]]` entry reads: files are read once per (source, name template) and
@@ -681,24 +684,8 @@ pub fn forecast_resource(
     settings: &ResourceSettings,
     as_of: Option<i64>,
 ) -> Result<ResourceForecast, String> {
-    let step = match settings.step {
-        Some(s) => s,
-        None => {
-            series::median_spacing(raw).ok_or_else(|| "fewer than two timestamps: cannot tell the step".to_string())?
-        }
-    };
-    let opts = PrepareOptions {
-        step,
-        aggregate: settings.aggregate,
-        as_of,
-        history: Some(settings.history),
-        ignore: settings.ignore.clone(),
-    };
-    let (mut history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
-    if let Some(c) = settings.capacity {
-        // Forecast as a fraction of capacity: thresholds and capacity changes are on that scale.
-        history.values.iter_mut().for_each(|v| *v /= c);
-    }
+    let (history, prep) = prepare(raw, settings, as_of)?;
+    let step = history.step;
     let mut notes = vec![];
     if prep.duplicates_dropped > 0 {
         notes.push(format!("{} duplicate timestamps dropped (the last value read was kept)", prep.duplicates_dropped));
@@ -787,6 +774,34 @@ pub fn forecast_resource(
             scenario_paths: vec![],
         }),
     })
+}
+
+/// A resource's history on its step grid up to `as_of`, on the forecast's scale (a fraction
+/// of capacity where the resource has one).
+pub fn prepare(
+    raw: &RawSeries,
+    settings: &ResourceSettings,
+    as_of: Option<i64>,
+) -> Result<(Series, series::Preparation), String> {
+    let step = match settings.step {
+        Some(s) => s,
+        None => {
+            series::median_spacing(raw).ok_or_else(|| "fewer than two timestamps: cannot tell the step".to_string())?
+        }
+    };
+    let opts = PrepareOptions {
+        step,
+        aggregate: settings.aggregate,
+        as_of,
+        history: Some(settings.history),
+        ignore: settings.ignore.clone(),
+    };
+    let (mut history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
+    if let Some(c) = settings.capacity {
+        // Forecast as a fraction of capacity: thresholds and capacity changes are on that scale.
+        history.values.iter_mut().for_each(|v| *v /= c);
+    }
+    Ok((history, prep))
 }
 
 /// Least headroom first: already breached, then soonest earliest crossing, then the highest

@@ -133,7 +133,7 @@ fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
 
 /// Keeps a name from breaking the table or turning into HTML where the Markdown is
 /// rendered (GitLab issues and MRs).
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::stream::{EXTRA_PLOTS, PathWriter, Plots, Rows, Streamer};
+use super::stream::{PathWriter, Plots, Rows, Streamer, plotted};
 use super::{PlotMode, RunMeta};
 use crate::pipeline::{ResourceForecast, RunResult, rank};
 
@@ -105,21 +105,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
     // Plots: the ones an unsharded run draws, copied from the shard that drew them.
     let plots_dir = out.join("plots");
     let inline = Streamer::inline_for(run.total);
-    let chosen: Vec<&ResourceForecast> = match first.plots {
-        PlotMode::None => vec![],
-        PlotMode::All => run.resources.iter().collect(),
-        PlotMode::Auto if inline => run.resources.iter().collect(),
-        PlotMode::Auto => run
-            .resources
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| *i < EXTRA_PLOTS || r.breaches.iter().any(|b| b.earliest_step.is_some()))
-            .map(|(_, r)| r)
-            .collect(),
-    };
     let mut plots = Plots::new();
     let mut plot_errors = vec![];
-    for r in chosen {
+    for r in plotted(first.plots, run.total, &run.resources) {
         let copied = (|| -> Result<String, String> {
             let slug = slugs.get(&r.name).ok_or("no file name for it in the shard files")?;
             let from = shards[owner[&r.name]].0.join("plots");

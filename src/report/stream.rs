@@ -159,6 +159,19 @@ impl Sink for Streamer {
     }
 }
 
+/// The resources a whole run plots, from its ranking (least headroom first): what the
+/// streamer ends up drawing, and what `merge` copies from the shards.
+pub fn plotted(mode: PlotMode, total: usize, ranked: &[ResourceForecast]) -> Vec<&ResourceForecast> {
+    match mode {
+        PlotMode::None => vec![],
+        PlotMode::All => ranked.iter().collect(),
+        PlotMode::Auto if Streamer::inline_for(total) => ranked.iter().collect(),
+        PlotMode::Auto => {
+            ranked.iter().enumerate().filter(|(i, r)| *i < EXTRA_PLOTS || crosses(r)).map(|(_, r)| r).collect()
+        }
+    }
+}
+
 fn crosses(r: &ResourceForecast) -> bool {
     r.breaches.iter().any(|b| b.earliest_step.is_some())
 }
