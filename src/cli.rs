@@ -169,7 +169,7 @@ pub struct ForecastArgs {
     /// How points inside one step are combined.
     #[arg(long, value_enum, default_value = "mean")]
     pub aggregate: AggregateArg,
-    /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl.
+    /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl, piecewise.
     #[arg(long, default_value = "auto")]
     pub model: String,
     /// Output format: JSON (`forecast` and `whatif` print nothing else; `backtest` prints a

@@ -6,6 +6,7 @@ pub mod changepoint;
 pub mod decompose;
 pub mod linear;
 pub mod naive;
+pub mod piecewise;
 pub mod select;
 pub mod smoothing;
 
@@ -54,6 +55,8 @@ pub struct ErrorPaths {
 pub enum ModelError {
     #[error("{model} needs at least {needed} observed steps, the series has {have}")]
     TooShort { model: String, needed: usize, have: usize },
+    #[error("{0}: the regression has no unique solution for this series")]
+    Singular(String),
     #[error("unknown model `{0}` (known: {1})")]
     Unknown(String, String),
 }

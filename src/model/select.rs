@@ -9,6 +9,7 @@
 use super::decompose::detect_periods;
 use super::linear::LinearSeasonal;
 use super::naive::SeasonalNaive;
+use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
 use super::{ErrorPaths, Forecast, Model, ModelError, observed, seasonal_periods};
 use crate::series::quantile;
@@ -20,7 +21,7 @@ const ORIGINS: usize = 3;
 const COMBINE_TOP: usize = 4;
 
 /// Model families a user can ask for (`model = "..."`, `--model`).
-pub const FAMILIES: &[&str] = &["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl"];
+pub const FAMILIES: &[&str] = &["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl", "piecewise"];
 
 /// The chosen model, its forecast and how it scored in backtest.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ pub fn check_family(name: &str) -> Result<(), ModelError> {
 pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Vec<Box<dyn Model>> {
     let n = values.len();
     let periods: Vec<usize> = seasonal_periods(step).into_iter().filter(|p| n >= 2 * p + 2).collect();
-    let detected = if matches!(family, "auto" | "ets" | "theta" | "mstl" | "linear") {
+    let detected = if matches!(family, "auto" | "ets" | "theta" | "mstl" | "linear" | "piecewise") {
         detect_periods(values, &periods)
     } else {
         vec![]
@@ -89,6 +90,9 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
     }
     if family == "mstl" && detected.is_empty() {
         pool.push(Box::new(Smoothing { periods: periods.clone(), trend: Trend::Ets }));
+    }
+    if all || family == "piecewise" {
+        pool.push(Box::new(PiecewiseFourier { periods: detected.clone() }));
     }
     if all || family == "theta" {
         pool.push(Box::new(Smoothing { periods: detected, trend: Trend::Theta }));
