@@ -62,9 +62,15 @@ pub fn analyse(
     let probability = if already {
         1.0
     } else {
-        let p =
-            resampled_probability(threshold, forecast, errors, exchangeable(threshold, history, forecast.mean.len()))
-                .unwrap_or_else(|| gaussian_probability(threshold, forecast, level, FALLBACK_CORRELATION));
+        // A few origins from one model, neighbours in time, are one view of the future: weigh
+        // it equally with what exchangeability says (a stationary series' chance of reaching
+        // a threshold its history reaches), where that says anything. Backtested paths are
+        // overconfident both ways: counting the prior as one more origin scored worse on
+        // every benchmark set and on the same series cut one or two horizons earlier.
+        let prior = exchangeable(threshold, history, forecast.mean.len());
+        let p = resampled_share(threshold, forecast, errors)
+            .map(|share| prior.map_or(share, |q| (share + q) / 2.0))
+            .unwrap_or_else(|| gaussian_probability(threshold, forecast, level, FALLBACK_CORRELATION));
         // Agree with the band: a crossing upper bound (the (1+level)/2 quantile) means at least
         // (1-level)/2, a crossing mean at least a half.
         let floor = match (expected_step, earliest_step) {
@@ -84,7 +90,9 @@ pub fn analyse(
     }
 }
 
-fn resampled_probability(threshold: f64, f: &Forecast, errors: &ErrorPaths, prior: f64) -> Option<f64> {
+/// The share of resampled paths (mean plus a circularly shifted backtest error path) that
+/// reach the threshold; None without usable error paths.
+fn resampled_share(threshold: f64, f: &Forecast, errors: &ErrorPaths) -> Option<f64> {
     let hb = errors.paths.first()?.len();
     let usable: Vec<&Vec<f64>> =
         errors.paths.iter().filter(|p| p.len() == hb && p.iter().filter(|e| e.is_finite()).count() * 2 >= hb).collect();
@@ -113,25 +121,22 @@ fn resampled_probability(threshold: f64, f: &Forecast, errors: &ErrorPaths, prio
             crossed += usize::from(hit);
         }
     }
-    // Three origins are few: shrink toward what exchangeability says (a stationary series'
-    // chance of reaching the threshold, given how much of its history does), counting that
-    // as one more origin.
-    let k = usable.len() as f64;
-    // Symmetric on purpose: only lifting low odds toward the prior scored worse on the
-    // benchmark (Brier 0.242 against 0.232); backtested paths are overconfident both ways.
-    Some((crossed as f64 / total as f64 * k + prior) / (k + 1.0))
+    Some(crossed as f64 / total as f64)
 }
 
 /// The chance that a stationary series reaches `threshold` within `horizon` more steps: with
 /// r the share of history at or above it (out of n+1: the next value could be the new
-/// maximum), 1 - (1 - r)^horizon; 0 for a threshold above all history.
-fn exchangeable(threshold: f64, history: &[f64], horizon: usize) -> f64 {
+/// maximum), 1 - (1 - r)^horizon. None for a threshold above all history: there
+/// exchangeability says nothing.
+fn exchangeable(threshold: f64, history: &[f64], horizon: usize) -> Option<f64> {
     let seen: Vec<&f64> = history.iter().filter(|v| v.is_finite()).collect();
     let n = seen.len() as f64;
     let above = seen.iter().filter(|v| ***v >= threshold).count() as f64;
-    // Above every value seen, exchangeability says nothing: no prior weight.
-    let r = if above == 0.0 { 0.0 } else { (above / (n + 1.0)).min(1.0) };
-    1.0 - (1.0 - r).powf(horizon as f64)
+    if above == 0.0 {
+        return None;
+    }
+    let r = (above / (n + 1.0)).min(1.0);
+    Some(1.0 - (1.0 - r).powf(horizon as f64))
 }
 
 /// Gaussian AR(1) paths around the interval (upper and lower sides read separately).
@@ -234,15 +239,24 @@ mod tests {
         let path = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.4];
         let errors = ErrorPaths { paths: vec![path] };
         let history = [0.5; 99];
-        // Every circular shift of the path puts the 0.4 somewhere in an 8-step horizon; the
-        // prior (0.9 is above all history: 0) counts as a second origin.
+        // Every circular shift of the path puts the 0.4 somewhere in an 8-step horizon; 0.9
+        // is above all history, so exchangeability adds nothing.
         let p = analyse("x", 0.9, &f, 0.8, &history, &errors).probability;
-        assert!((p - 0.5).abs() < 1e-9, "{p}");
-        // A 1-step horizon sees the spike in 2 of 8 shifts; the prior for a threshold at the
-        // history's level is 1 - (1 - 99/100).
+        assert!((p - 1.0).abs() < 1e-9, "{p}");
+        // A 1-step horizon sees the spike in 2 of 8 shifts.
         let one = Forecast { mean: vec![0.5], lower: vec![0.4], upper: vec![0.6] };
         let p = analyse("x", 0.9, &one, 0.8, &history, &errors).probability;
-        assert!((p - 0.125).abs() < 1e-9, "{p}");
+        assert!((p - 0.25).abs() < 1e-9, "{p}");
+        // A threshold one value in history reached (1 of 100 values, counting the next):
+        // the share and that prior weigh equally, also where no path gets there.
+        let mut history = history.to_vec();
+        history[40] = 0.9;
+        let p = analyse("x", 0.9, &one, 0.8, &history, &errors).probability;
+        assert!((p - (0.25 + 0.01) / 2.0).abs() < 1e-9, "{p}");
+        let calm = ErrorPaths { paths: vec![vec![0.0; 8]] };
+        let p = analyse("x", 0.9, &one, 0.8, &history, &calm).probability;
+        assert!((p - 0.005).abs() < 1e-9, "{p}");
+        let history = [0.5; 99];
         let p = analyse("x", 0.5, &one, 0.8, &history[..98], &errors).probability;
         assert_eq!(p, 1.0, "already breached");
         // Out of reach of every path: 0.
