@@ -52,22 +52,15 @@ impl Model for PiecewiseFourier {
         let changepoints: Vec<f64> = (1..=count).map(|j| CHANGEPOINT_RANGE * j as f64 / (count + 1) as f64).collect();
         let basis = Basis { n, changepoints, seasons: self.seasons() };
         let q = basis.width();
-        let mut x = Array2::<f64>::zeros((m, q));
-        let mut y = Array1::<f64>::zeros(m);
-        for (r, &i) in rows.iter().enumerate() {
-            basis.row(i, x.row_mut(r).as_slice_mut().expect("a fresh row is contiguous"));
-            y[r] = (values[i] - mu) / sd;
-        }
-        let xtx = x.t().dot(&x);
-        let xty = x.t().dot(&y);
+        let observed: Vec<(usize, f64)> = rows.iter().map(|&i| (i, (values[i] - mu) / sd)).collect();
+        let normal = basis.normal_equations(&observed);
         // Pass 1 holds the trend almost straight to measure the noise; pass 2 lets the
         // changepoints bend it as far as that noise allows.
-        let beta = solve(&xtx, &xty, &basis, 1e3 * m as f64)?;
-        let resid_var = (&y - &x.dot(&beta)).mapv(|r| r * r).sum() / m as f64;
-        let beta = solve(&xtx, &xty, &basis, resid_var.max(1e-12) / (CHANGE_SCALE * CHANGE_SCALE))?;
-        let resid = &y - &x.dot(&beta);
+        let beta = solve(&normal, &basis, 1e3 * m as f64)?;
+        let resid_var = normal.rss(&beta) / m as f64;
+        let beta = solve(&normal, &basis, resid_var.max(1e-12) / (CHANGE_SCALE * CHANGE_SCALE))?;
         let dof = (m as f64 - q as f64).max(1.0);
-        let sigma = sd * (resid.mapv(|r| r * r).sum() / dof).sqrt();
+        let sigma = sd * (normal.rss(&beta) / dof).sqrt();
         Ok(Box::new(FittedPiecewise { basis, beta, mu, sd, sigma }))
     }
 }
@@ -111,16 +104,30 @@ impl Basis {
         2 + self.changepoints.len() + self.seasons.iter().map(|(_, t)| t[0].len()).sum::<usize>()
     }
 
+    fn trend_width(&self) -> usize {
+        2 + self.changepoints.len()
+    }
+
     /// Fills `out` (length `width()`) with the regressors of step `i` (any step, future too).
     fn row(&self, i: usize, out: &mut [f64]) {
+        let (trend, season) = out.split_at_mut(self.trend_width());
+        self.trend_row(i, trend);
+        self.season_row(i, season);
+    }
+
+    /// Intercept, time and the hinges.
+    fn trend_row(&self, i: usize, out: &mut [f64]) {
         let t = i as f64 / self.n as f64;
         out[0] = 1.0;
         out[1] = t;
-        let mut c = 2;
-        for cp in &self.changepoints {
-            out[c] = (t - cp).max(0.0);
-            c += 1;
+        for (o, cp) in out[2..].iter_mut().zip(&self.changepoints) {
+            *o = (t - cp).max(0.0);
         }
+    }
+
+    /// The Fourier pairs of every season (a function of the phase only).
+    fn season_row(&self, i: usize, out: &mut [f64]) {
+        let mut c = 0;
         for (p, table) in &self.seasons {
             let pairs = &table[i % p];
             out[c..c + pairs.len()].copy_from_slice(pairs);
@@ -128,21 +135,103 @@ impl Basis {
         }
     }
 
+    /// X'X, X'y and y'y over the observed `(step, value)` pairs, without building X: the
+    /// Fourier columns depend only on the phase within the longest cycle, so every product
+    /// involving them is summed per phase (counts, value sums and trend-column sums), and only
+    /// the trend block is accumulated row by row. About a tenth of the work of X'X.
+    fn normal_equations(&self, observed: &[(usize, f64)]) -> Normal {
+        let (q, nt) = (self.width(), self.trend_width());
+        let nf = q - nt;
+        let cycle = self.seasons.iter().fold(1, |a, (p, _)| lcm(a, *p));
+        let mut count = vec![0.0; cycle];
+        let mut ysum = vec![0.0; cycle];
+        let mut tsum = vec![0.0; cycle * nt];
+        let mut xtx = Array2::<f64>::zeros((q, q));
+        let mut xty = Array1::<f64>::zeros(q);
+        let mut yty = 0.0;
+        let mut tt = vec![0.0; nt * nt];
+        let mut trow = vec![0.0; nt];
+        for &(i, y) in observed {
+            self.trend_row(i, &mut trow);
+            let ph = i % cycle;
+            count[ph] += 1.0;
+            ysum[ph] += y;
+            yty += y * y;
+            let ts = &mut tsum[ph * nt..(ph + 1) * nt];
+            for a in 0..nt {
+                ts[a] += trow[a];
+                xty[a] += trow[a] * y;
+                for b in a..nt {
+                    tt[a * nt + b] += trow[a] * trow[b];
+                }
+            }
+        }
+        for a in 0..nt {
+            for b in a..nt {
+                xtx[[a, b]] = tt[a * nt + b];
+            }
+        }
+        let mut frow = vec![0.0; nf];
+        for ph in (0..cycle).filter(|&ph| count[ph] > 0.0) {
+            self.season_row(ph, &mut frow);
+            let ts = &tsum[ph * nt..(ph + 1) * nt];
+            for j in 0..nf {
+                xty[nt + j] += ysum[ph] * frow[j];
+                for (a, t) in ts.iter().enumerate() {
+                    xtx[[a, nt + j]] += t * frow[j];
+                }
+                for k in j..nf {
+                    xtx[[nt + j, nt + k]] += count[ph] * frow[j] * frow[k];
+                }
+            }
+        }
+        for a in 0..q {
+            for b in 0..a {
+                xtx[[a, b]] = xtx[[b, a]];
+            }
+        }
+        Normal { xtx, xty, yty }
+    }
+
     fn hinges(&self) -> std::ops::Range<usize> {
         2..2 + self.changepoints.len()
     }
 }
 
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut x: usize, mut y: usize| {
+        while y != 0 {
+            (x, y) = (y, x % y);
+        }
+        x
+    };
+    a / gcd(a, b).max(1) * b
+}
+
+/// The least-squares problem in normal form.
+struct Normal {
+    xtx: Array2<f64>,
+    xty: Array1<f64>,
+    yty: f64,
+}
+
+impl Normal {
+    /// Residual sum of squares of coefficients `beta`: y'y - 2 b'X'y + b'X'X b.
+    fn rss(&self, beta: &Array1<f64>) -> f64 {
+        (self.yty - 2.0 * beta.dot(&self.xty) + beta.dot(&self.xtx.dot(beta))).max(0.0)
+    }
+}
+
 /// Ridge solution with `penalty` on the hinges and a small one elsewhere (keeps the system
 /// positive definite when a season has few cycles).
-fn solve(xtx: &Array2<f64>, xty: &Array1<f64>, basis: &Basis, penalty: f64) -> Result<Array1<f64>, ModelError> {
-    let mut a = xtx.clone();
+fn solve(normal: &Normal, basis: &Basis, penalty: f64) -> Result<Array1<f64>, ModelError> {
+    let mut a = normal.xtx.clone();
     let q = a.nrows();
     let ridge = 1e-6 * (0..q).map(|j| a[[j, j]]).fold(0.0, f64::max).max(1e-12);
     for j in 0..q {
         a[[j, j]] += if basis.hinges().contains(&j) { penalty } else { ridge };
     }
-    let b = xty.clone().insert_axis(ndarray::Axis(1));
+    let b = normal.xty.clone().insert_axis(ndarray::Axis(1));
     let sol = a.solvec(&b).map_err(|_| ModelError::Singular("piecewise".into()))?;
     Ok(sol.column(0).to_owned())
 }
@@ -216,6 +305,34 @@ mod tests {
         let f = PiecewiseFourier { periods: vec![] }.fit(&y).unwrap().predict(100, 0.8);
         assert!((f.mean[99] - (2.0 + 0.01 * 599.0)).abs() < 1e-3, "{}", f.mean[99]);
         assert!((f.mean[1] - f.mean[0] - 0.01).abs() < 1e-6);
+    }
+
+    #[test]
+    fn phase_sums_give_the_same_normal_equations_as_the_design_matrix() {
+        let basis = Basis {
+            n: 500,
+            changepoints: vec![0.2, 0.5],
+            seasons: PiecewiseFourier { periods: vec![4, 12] }.seasons(),
+        };
+        let observed: Vec<(usize, f64)> =
+            (0..500).filter(|i| i % 7 != 3).map(|i| (i, (i as f64 * 0.37).sin() + noise(i))).collect();
+        let fast = basis.normal_equations(&observed);
+        let q = basis.width();
+        let mut x = Array2::<f64>::zeros((observed.len(), q));
+        for (r, &(i, _)) in observed.iter().enumerate() {
+            basis.row(i, x.row_mut(r).as_slice_mut().unwrap());
+        }
+        let y = Array1::from_iter(observed.iter().map(|o| o.1));
+        let (xtx, xty) = (x.t().dot(&x), x.t().dot(&y));
+        for a in 0..q {
+            assert!((fast.xty[a] - xty[a]).abs() < 1e-9, "X'y[{a}]");
+            for b in 0..q {
+                assert!((fast.xtx[[a, b]] - xtx[[a, b]]).abs() < 1e-9, "X'X[{a},{b}]");
+            }
+        }
+        let beta = Array1::from_iter((0..q).map(|j| 0.1 * j as f64 - 0.3));
+        let rss = (&y - &x.dot(&beta)).mapv(|r| r * r).sum();
+        assert!((fast.rss(&beta) - rss).abs() < 1e-8 * rss.max(1.0));
     }
 
     #[test]
