@@ -2,7 +2,10 @@
 //! The last stretch (the horizon, or a third of the history when that is shorter) is held
 //! out; every family forecasts it from what came before, exactly as a run would, and is
 //! scored against what happened: MASE, interval coverage, and the highest threshold's
-//! crossing date (the mean path's, against the first observed crossing).
+//! crossing date (the mean path's, against the first observed crossing) with the breach
+//! probability given for it. Over the resources whose held-out stretch spans the whole
+//! horizon, the table ends with the Brier score of `auto`'s breach odds: how well the
+//! probabilities have meant what they say on this fleet.
 
 use serde::Serialize;
 
@@ -29,6 +32,9 @@ pub struct Score {
     pub actual: Option<String>,
     /// Predicted minus actual crossing, in days (both crossed).
     pub error_days: Option<f64>,
+    /// The probability given for crossing that threshold within the horizon (None where
+    /// it was already crossed when the forecast was made: no forecast needed).
+    pub probability: Option<f64>,
 }
 
 /// A resource's held-out window and every family's score on it.
@@ -36,6 +42,9 @@ pub struct Score {
 pub struct Evaluation {
     pub holdout_start: String,
     pub holdout_steps: usize,
+    /// Whether the held-out stretch spans the whole horizon (so a breach probability, which
+    /// is for the horizon, can be checked against it).
+    pub full_horizon: bool,
     pub level: f64,
     pub scores: Vec<Score>,
 }
@@ -73,6 +82,7 @@ pub fn evaluate(
                 predicted: None,
                 actual: seen.map(|i| rfc3339(full.time(n - held + i))),
                 error_days: None,
+                probability: None,
             };
             let r = match forecast_resource(raw, source, &s, Some(cut)) {
                 Ok(r) => r,
@@ -95,6 +105,7 @@ pub fn evaluate(
                 .and_then(|b| b.expected_step)
                 .filter(|k| *k >= offset && *k < offset + held)
                 .map(|k| k - offset);
+            let probability = r.breaches.last().filter(|b| !b.already_breached).map(|b| b.probability);
             let error_days = match (predicted, seen) {
                 (Some(p), Some(a)) => Some((p as f64 - a as f64) * step as f64 / 86_400.0),
                 _ => None,
@@ -108,22 +119,30 @@ pub fn evaluate(
                 predicted: predicted.map(|k| rfc3339(full.time(n - held + k))),
                 actual: seen.map(|i| rfc3339(full.time(n - held + i))),
                 error_days,
+                probability,
             }
         })
         .collect();
-    Ok(Evaluation { holdout_start: rfc3339(cut + step), holdout_steps: held, level: settings.level, scores })
+    Ok(Evaluation {
+        holdout_start: rfc3339(cut + step),
+        holdout_steps: held,
+        full_horizon: held as i64 * step >= settings.horizon,
+        level: settings.level,
+        scores,
+    })
 }
 
-/// The evaluations as a Markdown table: a row per resource and family.
+/// The evaluations as a Markdown table: a row per resource and family, then the Brier
+/// score of `auto`'s breach odds.
 pub fn table(evaluations: &[(String, Evaluation)]) -> String {
     let mut s = String::from(
-        "| resource | family | model | MASE | coverage | threshold | crossing predicted / seen | error (days) |\n|---|---|---|---|---|---|---|---|\n",
+        "| resource | family | model | MASE | coverage | threshold | crossing predicted / seen | error (days) | P(cross) |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let day = |t: &Option<String>| t.as_deref().and_then(|t| t.get(..10)).unwrap_or("–").to_string();
     for (name, e) in evaluations {
         for sc in &e.scores {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
                 escape(name),
                 sc.family,
                 escape(&sc.model),
@@ -133,10 +152,61 @@ pub fn table(evaluations: &[(String, Evaluation)]) -> String {
                 day(&sc.predicted),
                 day(&sc.actual),
                 sc.error_days.map_or("–".into(), |d| format!("{d:+.1}")),
+                sc.probability.map_or("–".into(), percent),
             ));
         }
     }
+    s.push('\n');
+    s.push_str(&match brier(evaluations) {
+        Some(b) => format!(
+            "Breach odds of `auto` on {} resources held out for the whole horizon: Brier score {:.3} \
+             ({} crossed; always saying the base rate would score {:.3}, lower is better).\n",
+            b.count, b.score, b.crossed, b.climatology
+        ),
+        None => "Breach odds: no resource was held out for its whole horizon with a threshold not yet crossed.\n"
+            .to_string(),
+    });
     s
+}
+
+/// A probability in whole percent, never rounded to a certainty it is not.
+fn percent(p: f64) -> String {
+    match p {
+        p if p > 0.0 && p < 0.005 => "<1 %".into(),
+        p if p < 1.0 && p > 0.995 => ">99 %".into(),
+        p => format!("{:.0} %", p * 100.0),
+    }
+}
+
+/// Brier score of `auto`'s breach probabilities against what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brier {
+    pub count: usize,
+    pub crossed: usize,
+    pub score: f64,
+    /// The score of always predicting the share that crossed.
+    pub climatology: f64,
+}
+
+/// Over resources held out for their whole horizon whose threshold was not yet crossed.
+pub fn brier(evaluations: &[(String, Evaluation)]) -> Option<Brier> {
+    let pairs: Vec<(f64, f64)> = evaluations
+        .iter()
+        .filter(|(_, e)| e.full_horizon)
+        .filter_map(|(_, e)| e.scores.iter().find(|s| s.family == "auto"))
+        .filter_map(|s| Some((s.probability?, if s.actual.is_some() { 1.0 } else { 0.0 })))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let base = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+    Some(Brier {
+        count: pairs.len(),
+        crossed: pairs.iter().filter(|p| p.1 > 0.0).count(),
+        score: pairs.iter().map(|(p, a)| (p - a).powi(2)).sum::<f64>() / n,
+        climatology: base * (1.0 - base),
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +241,19 @@ mod tests {
         let naive = e.scores.iter().find(|s| s.family == "naive").unwrap();
         assert!(naive.predicted.is_none() && naive.actual.is_some(), "{naive:?}");
         assert!(naive.mase.unwrap() > linear.mase.unwrap());
+        // The trend makes the crossing likely, and it happened: a good Brier score.
+        let auto = e.scores.iter().find(|s| s.family == "auto").unwrap();
+        assert!(e.full_horizon && auto.probability.unwrap() > 0.5, "{auto:?}");
+        let evaluations = vec![("ramp".to_string(), e.clone())];
+        let b = brier(&evaluations).unwrap();
+        assert_eq!((b.count, b.crossed, b.climatology), (1, 1, 0.0));
+        assert!(b.score < 0.25, "{b:?}");
+        assert!(table(&evaluations).contains("Brier score"));
+        // Half the horizon held out: the odds (for the whole horizon) are not scored.
+        let long = ResourceSettings { horizon: 40 * 86_400, ..settings.clone() };
+        let e = evaluate(&raw, "test", &long, None).unwrap();
+        assert!(!e.full_horizon);
+        assert_eq!(brier(&[("ramp".to_string(), e)]), None);
         let short = RawSeries::new("short".into(), "t".into(), vec![0, 3600, 7200], vec![0.1, 0.2, 0.3]);
         assert!(evaluate(&short, "t", &settings, None).unwrap_err().contains("too short"));
     }

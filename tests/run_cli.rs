@@ -299,8 +299,10 @@ fn backtest_scores_every_family_on_held_out_history() {
     let table = headroom().args(["backtest", "--config"]).arg(repo().join("headroom.toml")).output().unwrap();
     assert_eq!(table.status.code(), Some(0));
     let text = String::from_utf8(table.stdout).unwrap();
-    // 21 resources x 8 families, under a header of two lines.
-    assert_eq!(text.lines().count(), 2 + 21 * 8, "{text}");
+    // 21 resources x 8 families, under a header of two lines, then the Brier score line.
+    assert_eq!(text.lines().count(), 2 + 21 * 8 + 2, "{text}");
+    assert!(text.lines().last().unwrap().contains("Brier score"), "{text}");
+    assert!(scores.iter().all(|s| s["probability"].is_null() || s["probability"].as_f64().unwrap() <= 1.0));
 }
 
 #[test]
