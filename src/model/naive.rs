@@ -1,5 +1,7 @@
 //! Seasonal naive: tomorrow looks like the same hour one season ago (period 1 is plain naive).
 //! The baseline every benchmark compares against, and often hard to beat on spiky series.
+//! Year ago: the same hour 52 weeks earlier, moved by how far the level has moved since, for
+//! histories long enough to show (and backtest) a yearly cycle.
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
@@ -59,6 +61,71 @@ impl Fitted for FittedNaive {
     }
 }
 
+/// The same step 52 weeks earlier (weekdays line up), shifted by the change in level: the
+/// mean of the last `window` steps minus the mean of the same steps a year before. Beyond a
+/// year ahead the shift repeats once per year.
+#[derive(Debug, Clone, Copy)]
+pub struct YearAgo {
+    /// Steps in 52 weeks.
+    pub year: usize,
+    /// Steps the level is averaged over (four weeks).
+    pub window: usize,
+    /// Gaps are filled from this many steps earlier (a week).
+    pub fill: usize,
+}
+
+impl Model for YearAgo {
+    fn name(&self) -> String {
+        "year_ago".into()
+    }
+
+    fn min_len(&self) -> usize {
+        self.year + self.window
+    }
+
+    fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
+        check_len(self, values)?;
+        let (n, l, w) = (values.len(), self.year, self.window);
+        let y = fill_gaps(values, self.fill);
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+        let shift = mean(&y[n - w..]) - mean(&y[n - l - w..n - l]);
+        // Year-over-year changes around their mean give the interval's scale.
+        let changes: Vec<f64> = (l..n).map(|i| y[i] - y[i - l]).collect();
+        let centre = mean(&changes);
+        let sigma = finite_rms(changes.iter().map(|c| c - centre)).unwrap_or(0.0);
+        let fitted = (0..n).map(|i| if i >= l { y[i - l] + centre } else { f64::NAN }).collect();
+        Ok(Box::new(FittedYearAgo { last_year: y[n - l..].to_vec(), shift, sigma, fitted }))
+    }
+}
+
+struct FittedYearAgo {
+    last_year: Vec<f64>,
+    shift: f64,
+    sigma: f64,
+    fitted: Vec<f64>,
+}
+
+impl Fitted for FittedYearAgo {
+    fn predict(&self, horizon: usize, level: f64) -> Forecast {
+        let l = self.last_year.len();
+        let z = central_z(level);
+        let mut f = Forecast::default();
+        for h in 0..horizon {
+            let years = (h / l + 1) as f64;
+            let m = self.last_year[h % l] + years * self.shift;
+            let w = z * self.sigma * years.sqrt();
+            f.mean.push(m);
+            f.lower.push(m - w);
+            f.upper.push(m + w);
+        }
+        f
+    }
+
+    fn fitted(&self) -> Vec<f64> {
+        self.fitted.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +141,18 @@ mod tests {
         assert_eq!(f.mean, vec![4.0, 4.0]);
         assert!(f.upper[1] - f.mean[1] > f.upper[0] - f.mean[0]);
         assert!(SeasonalNaive { period: 24 }.fit(&y).is_err());
+    }
+
+    #[test]
+    fn a_year_ago_moved_by_the_growth_since() {
+        // Weekly "years" of 8 steps, levels averaged over 2: a cycle plus 1.0 growth per year.
+        let y: Vec<f64> = (0..20).map(|i| [0.0, 5.0, 1.0, 3.0, 0.0, 5.0, 1.0, 3.0][i % 8] + i as f64 / 8.0).collect();
+        let m = YearAgo { year: 8, window: 2, fill: 1 };
+        let f = m.fit(&y).unwrap().predict(10, 0.8);
+        for (h, v) in f.mean.iter().enumerate() {
+            let want = [0.0, 5.0, 1.0, 3.0, 0.0, 5.0, 1.0, 3.0][(20 + h) % 8] + (20 + h) as f64 / 8.0;
+            assert!((v - want).abs() < 1e-9, "step {h}: {v} vs {want}");
+        }
+        assert!(m.fit(&y[..9]).is_err());
     }
 }

@@ -8,7 +8,7 @@
 
 use super::decompose::detect_periods;
 use super::linear::LinearSeasonal;
-use super::naive::SeasonalNaive;
+use super::naive::{SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
 use super::{ErrorPaths, Forecast, Model, ModelError, observed, seasonal_periods};
@@ -70,6 +70,14 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
     }
     if all || family == "seasonal_naive" {
         pool.extend(periods.iter().map(|&p| Box::new(SeasonalNaive { period: p }) as Box<dyn Model>));
+        // A yearly cycle, once the history holds a year before the latest backtest origin.
+        let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
+        if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400)) {
+            let hb = horizon.min(n / (ORIGINS + 1)).max(1);
+            if n >= year + window + hb {
+                pool.push(Box::new(YearAgo { year, window, fill }));
+            }
+        }
     }
     if all || family == "linear" {
         let season = detected.last().or(periods.last()).copied().unwrap_or(1);
@@ -425,6 +433,27 @@ mod tests {
         let season: Vec<f64> = (0..24 * 30).map(|i| ((i % 24) as f64 * 0.7).sin()).collect();
         let s = forecast(&season, 3600, 48, 0.8, false, "auto").unwrap();
         assert!(s.backtest.unwrap().mae < 1e-6, "{}", s.model);
+    }
+
+    #[test]
+    fn a_yearly_cycle_is_used_once_the_history_can_backtest_it() {
+        // Two and a half years hourly: a yearly swing (summer peak) plus a daily cycle and
+        // growth; 90 days ahead from spring, where the last weeks say little about summer.
+        let tau = std::f64::consts::TAU;
+        let at = |i: usize| {
+            let (day, year) = (i as f64 / 24.0, i as f64 / (364.0 * 24.0));
+            0.4 + 0.2 * (tau * year).sin() + 0.05 * (tau * day).sin() + 0.02 * year + 0.01 * noise(i)
+        };
+        let n = 24 * 364 * 2 + 24 * 150;
+        let (y, h): (Vec<f64>, usize) = ((0..n).map(at).collect(), 24 * 90);
+        let s = forecast(&y, 3600, h, 0.8, true, "auto").unwrap();
+        assert!(s.model.contains("year_ago"), "{}", s.model);
+        let mae = |f: &[f64]| (0..h).map(|k| (f[k] - at(n + k)).abs()).sum::<f64>() / h as f64;
+        let weekly = SeasonalNaive { period: 168 }.fit(&y).unwrap().predict(h, 0.8).mean;
+        assert!(mae(&s.forecast.mean) < 0.5 * mae(&weekly), "{} vs {}", mae(&s.forecast.mean), mae(&weekly));
+        // A year of history (the long benchmark's shape) cannot backtest it: not a candidate.
+        let pool = candidates("auto", 3600, &y[..24 * 365], h);
+        assert!(pool.iter().all(|m| m.name() != "year_ago"));
     }
 
     #[test]
