@@ -29,12 +29,14 @@ impl Model for SeasonalNaive {
         let filled = fill_gaps(values, p);
         let last_season = filled[filled.len() - p..].to_vec();
         let fitted = (0..filled.len()).map(|i| if i >= p { filled[i - p] } else { f64::NAN }).collect();
-        Ok(Box::new(FittedNaive { last_season, sigma, fitted }))
+        Ok(Box::new(FittedNaive { last_season, shift: 0.0, sigma, fitted }))
     }
 }
 
+/// The last season repeated, moved by `shift` more for each season ahead.
 struct FittedNaive {
     last_season: Vec<f64>,
+    shift: f64,
     sigma: f64,
     fitted: Vec<f64>,
 }
@@ -45,9 +47,9 @@ impl Fitted for FittedNaive {
         let z = central_z(level);
         let mut f = Forecast::default();
         for h in 0..horizon {
-            let m = self.last_season[h % p];
             // k seasons ahead: errors of k independent season-steps add up.
             let k = (h / p + 1) as f64;
+            let m = self.last_season[h % p] + k * self.shift;
             let w = z * self.sigma * k.sqrt();
             f.mean.push(m);
             f.lower.push(m - w);
@@ -94,35 +96,7 @@ impl Model for YearAgo {
         let centre = mean(&changes);
         let sigma = finite_rms(changes.iter().map(|c| c - centre)).unwrap_or(0.0);
         let fitted = (0..n).map(|i| if i >= l { y[i - l] + centre } else { f64::NAN }).collect();
-        Ok(Box::new(FittedYearAgo { last_year: y[n - l..].to_vec(), shift, sigma, fitted }))
-    }
-}
-
-struct FittedYearAgo {
-    last_year: Vec<f64>,
-    shift: f64,
-    sigma: f64,
-    fitted: Vec<f64>,
-}
-
-impl Fitted for FittedYearAgo {
-    fn predict(&self, horizon: usize, level: f64) -> Forecast {
-        let l = self.last_year.len();
-        let z = central_z(level);
-        let mut f = Forecast::default();
-        for h in 0..horizon {
-            let years = (h / l + 1) as f64;
-            let m = self.last_year[h % l] + years * self.shift;
-            let w = z * self.sigma * years.sqrt();
-            f.mean.push(m);
-            f.lower.push(m - w);
-            f.upper.push(m + w);
-        }
-        f
-    }
-
-    fn fitted(&self) -> Vec<f64> {
-        self.fitted.clone()
+        Ok(Box::new(FittedNaive { last_season: y[n - l..].to_vec(), shift, sigma, fitted }))
     }
 }
 
