@@ -60,7 +60,7 @@ impl Model for Smoothing {
                 (TrendPath::Damped { level: s.level, trend: s.trend, phi: p.phi }, s.sigma, p.alpha, s.fitted)
             }
             Trend::Theta => {
-                let p = search_ses(x);
+                let (p, _) = search_ses(x);
                 let s = run(x, p);
                 let slope = ols_slope(x);
                 let n = x.len() as f64;
@@ -135,20 +135,6 @@ struct State {
     fitted: Vec<f64>,
 }
 
-/// One pass of the smoothing recursions; returns the sum of squared one-step errors.
-fn sse(x: &[f64], p: Params) -> f64 {
-    let (mut l, mut b) = init(x, p);
-    let mut total = 0.0;
-    for &v in &x[1..] {
-        let pred = l + p.phi * b;
-        let e = v - pred;
-        total += e * e;
-        l = pred + p.alpha * e;
-        b = p.phi * b + p.beta * e;
-    }
-    total
-}
-
 fn init(x: &[f64], p: Params) -> (f64, f64) {
     let m = (x.len() - 1).min(24);
     let b = if p.beta > 0.0 && m > 0 { (x[m] - x[0]) / m as f64 } else { 0.0 };
@@ -176,14 +162,37 @@ fn tail(x: &[f64]) -> &[f64] {
     &x[x.len().saturating_sub(MAX_SEARCH)..]
 }
 
-/// Best simple-smoothing parameters (no trend).
-fn search_ses(x: &[f64]) -> Params {
+/// Sums of squared one-step errors for many parameter sets in one pass over `x`: the states
+/// advance side by side, so the loop over parameter sets vectorises. Each sum is exactly what
+/// [`sse`] gives for that set (the same operations in the same order).
+fn sse_many(x: &[f64], ps: &[Params]) -> Vec<f64> {
+    let (mut level, mut trend): (Vec<f64>, Vec<f64>) = ps.iter().map(|p| init(x, *p)).unzip();
+    let alpha: Vec<f64> = ps.iter().map(|p| p.alpha).collect();
+    let beta: Vec<f64> = ps.iter().map(|p| p.beta).collect();
+    let phi: Vec<f64> = ps.iter().map(|p| p.phi).collect();
+    let mut total = vec![0.0; ps.len()];
+    for &v in &x[1..] {
+        for ((((l, b), t), a), (be, ph)) in
+            level.iter_mut().zip(trend.iter_mut()).zip(total.iter_mut()).zip(&alpha).zip(beta.iter().zip(&phi))
+        {
+            let pred = *l + ph * *b;
+            let e = v - pred;
+            *t += e * e;
+            *l = pred + a * e;
+            *b = ph * *b + be * e;
+        }
+    }
+    total
+}
+
+/// Best simple-smoothing parameters (no trend), with their sum of squared errors.
+fn search_ses(x: &[f64]) -> (Params, f64) {
     let t = tail(x);
-    ALPHAS
-        .iter()
-        .map(|&alpha| Params { alpha, beta: 0.0, phi: 1.0 })
-        .min_by(|a, b| sse(t, *a).total_cmp(&sse(t, *b)))
-        .unwrap_or(Params { alpha: 0.3, beta: 0.0, phi: 1.0 })
+    let ps: Vec<Params> = ALPHAS.iter().map(|&alpha| Params { alpha, beta: 0.0, phi: 1.0 }).collect();
+    let sses = sse_many(t, &ps);
+    // The first of equals wins, as a scan in grid order would have it.
+    let best = (0..ps.len()).fold(0, |best, i| if sses[i] < sses[best] { i } else { best });
+    (ps[best], sses[best])
 }
 
 /// Best parameters over no-trend and damped-trend models: each fitted by its one-step
@@ -192,18 +201,22 @@ fn search_ses(x: &[f64]) -> Params {
 fn search(x: &[f64]) -> Params {
     let t = tail(x);
     let n = t.len().max(2) as f64;
-    let aic = |p: &Params, k: f64| n * (sse(t, *p) / n).max(1e-300).ln() + 2.0 * k;
-    let ses = search_ses(x);
-    let mut best = (ses, aic(&ses, 1.0));
-    for &alpha in &ALPHAS {
-        for &beta in BETAS.iter().filter(|b| **b <= alpha) {
-            for &phi in &PHIS {
-                let p = Params { alpha, beta, phi };
-                let score = aic(&p, 3.0);
-                if score < best.1 {
-                    best = (p, score);
-                }
-            }
+    let aic = |sse: f64, k: f64| n * (sse / n).max(1e-300).ln() + 2.0 * k;
+    let (ses, ses_sse) = search_ses(x);
+    let grid: Vec<Params> = ALPHAS
+        .iter()
+        .flat_map(|&alpha| {
+            BETAS
+                .iter()
+                .filter(move |b| **b <= alpha)
+                .flat_map(move |&beta| PHIS.iter().map(move |&phi| Params { alpha, beta, phi }))
+        })
+        .collect();
+    let mut best = (ses, aic(ses_sse, 1.0));
+    for (p, sse) in grid.iter().zip(sse_many(t, &grid)) {
+        let score = aic(sse, 3.0);
+        if score < best.1 {
+            best = (*p, score);
         }
     }
     if best.0.beta > 0.0 && sse_ahead(t, best.0, AHEAD) >= TREND_GAIN * sse_ahead(t, ses, AHEAD) {
@@ -261,6 +274,21 @@ mod tests {
         let flat: Vec<f64> = (0..300).map(|i| if i < 200 { 1.0 } else { 2.0 }).collect();
         let f = Smoothing { periods: vec![], trend: Trend::Ets }.fit(&flat).unwrap().predict(5, 0.8);
         assert!((f.mean[4] - 2.0).abs() < 0.01, "adapts to the new level: {:?}", f.mean);
+    }
+
+    #[test]
+    fn the_side_by_side_grid_matches_one_pass_per_parameter_set() {
+        let x: Vec<f64> = (0..500).map(|i| (i as f64 * 0.1).sin() + 0.01 * i as f64).collect();
+        let ps = [
+            Params { alpha: 0.3, beta: 0.0, phi: 1.0 },
+            Params { alpha: 0.6, beta: 0.05, phi: 0.97 },
+            Params { alpha: 0.02, beta: 0.02, phi: 0.9 },
+        ];
+        for (p, sse) in ps.iter().zip(sse_many(&x, &ps)) {
+            let s = run(&x, *p);
+            let want = s.sigma * s.sigma * (x.len() - 1) as f64;
+            assert!((sse - want).abs() <= 1e-9 * want, "{p:?}: {sse} vs {want}");
+        }
     }
 
     #[test]
