@@ -5,7 +5,7 @@
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
-use crate::stats::{central_z, finite_rms};
+use crate::stats::{central_z, finite_mean, finite_rms};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SeasonalNaive {
@@ -89,7 +89,7 @@ impl Model for YearAgo {
         check_len(self, values)?;
         let (n, l, w) = (values.len(), self.year, self.window);
         let y = fill_gaps(values, self.fill);
-        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+        let mean = |s: &[f64]| finite_mean(s.iter().copied()).unwrap_or(0.0);
         let shift = mean(&y[n - w..]) - mean(&y[n - l - w..n - l]);
         // Year-over-year changes around their mean give the interval's scale.
         let changes: Vec<f64> = (l..n).map(|i| y[i] - y[i - l]).collect();

@@ -73,8 +73,7 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
         // A yearly cycle, once the history holds a year before the latest backtest origin.
         let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
         if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400)) {
-            let hb = horizon.min(n / (ORIGINS + 1)).max(1);
-            if n >= year + window + hb {
+            if n >= year + window + backtest_horizon(n, horizon) {
                 pool.push(Box::new(YearAgo { year, window, fill }));
             }
         }
@@ -108,6 +107,12 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
     pool
 }
 
+/// Steps each backtest origin forecasts: the horizon, or less where the history cannot hold
+/// [`ORIGINS`] of them plus something to fit on.
+fn backtest_horizon(n: usize, horizon: usize) -> usize {
+    horizon.min(n / (ORIGINS + 1)).max(1)
+}
+
 /// A scored candidate: a base model or a combination of base models (by index).
 struct Scored {
     name: String,
@@ -137,7 +142,7 @@ pub fn forecast(
         return Err(ModelError::TooShort { model: family.to_string(), needed, have });
     }
     let range = Range::of(values, bounded);
-    let hb = horizon.min(n / (ORIGINS + 1)).max(1);
+    let hb = backtest_horizon(n, horizon);
     let origins: Vec<usize> = (1..=ORIGINS).filter_map(|k| n.checked_sub(k * hb)).filter(|o| *o >= 3).collect();
 
     // Backtest every base model at every origin.
