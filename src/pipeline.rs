@@ -382,13 +382,7 @@ pub fn run(
                 r
             })
             .collect();
-        let mut done = vec![];
-        for r in results {
-            match r {
-                Ok(f) => done.push(f),
-                Err(e) => errors.push(e),
-            }
-        }
+        let done = successes(results, &mut errors);
         sink.chunk(&done);
         for mut f in done {
             f.shed();
@@ -476,13 +470,7 @@ pub fn each_resource<T: Send>(
                 .map_err(|message| RunError { resource: Some(raw.name.clone()), message })
         })
         .collect();
-    let mut done = vec![];
-    for r in results {
-        match r {
-            Ok(x) => done.push(x),
-            Err(e) => errors.push(e),
-        }
-    }
+    let done = successes(results, &mut errors);
     order_errors(&mut errors);
     (done, errors)
 }
@@ -820,4 +808,16 @@ pub fn rank_order(a: &ResourceForecast, b: &ResourceForecast, as_of: i64) -> std
     };
     let (ka, kb) = (key(a), key(b));
     ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then_with(|| a.name.cmp(&b.name))
+}
+
+/// The successful results, in order; failures are appended to `errors`.
+fn successes<T>(results: Vec<Result<T, RunError>>, errors: &mut Vec<RunError>) -> Vec<T> {
+    let mut done = vec![];
+    for r in results {
+        match r {
+            Ok(x) => done.push(x),
+            Err(e) => errors.push(e),
+        }
+    }
+    done
 }
