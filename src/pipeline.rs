@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breach::{self, Breach};
 use crate::config::{CAPACITY, Config, EventKind, FailOn, ResourceEntry, ResourceSettings, SourceConfig};
+use crate::model::changepoint;
 use crate::model::select::{self, Backtest};
 use crate::model::{ErrorPaths, Forecast, seasonal_periods};
 use crate::scenario::Scenario;
@@ -33,6 +34,9 @@ pub struct ResourceForecast {
     pub last_observed: i64,
     /// First timestamp the model was fitted on (later than the history's start after a level shift).
     pub fit_start: i64,
+    /// The level shift the forecast starts from (configured or found in the data), if any.
+    #[serde(default)]
+    pub level_shift: Option<i64>,
     pub model: String,
     pub backtest: Option<Backtest>,
     /// Timestamp of the first forecast step (last history step + one step).
@@ -696,38 +700,54 @@ pub fn forecast_resource(
             format_duration(as_of - end)
         ));
     }
-    // Fit only on data after the last level shift, when enough of it remains: a configured
-    // one, else a large one found in the data.
+    // The last level shift, configured or else found in the data (a recent jump first, then
+    // one with weeks on both sides). With enough data after it the fit starts there; with
+    // less, the history before it is moved by the shift's size so the fit starts from the
+    // new level without losing the cycles learnt before it.
     let mut fit = history.clone();
+    let mut moved = None;
+    let mut level_shift = None;
     let min_after = seasonal_periods(step).last().map_or(24, |p| 2 * p + 2);
+    let block = seasonal_periods(step).first().copied().unwrap_or(1);
     let configured =
         settings.events.iter().filter(|(t, k, _)| *k == EventKind::LevelShift && *t <= end).max_by_key(|e| e.0);
-    if configured.is_none() {
-        let block = seasonal_periods(step).first().copied().unwrap_or(1);
-        if let Some(i) = crate::model::changepoint::detect_level_shift(&history.values, block) {
-            let cut = history.since(history.time(i));
-            if cut.observed() >= min_after {
-                notes
-                    .push(format!("level shift found on {}: fitted on the data after it", crate::time::day(cut.start)));
-                fit = cut;
+    let shift = match configured {
+        Some(&(at, _, _)) => Some((history.index_at(at), true)),
+        None => changepoint::detect_recent_shift(&history.values, block)
+            .or_else(|| changepoint::detect_level_shift(&history.values, block))
+            .map(|i| (i, false)),
+    };
+    if let Some((at, configured)) = shift {
+        let day = crate::time::day(history.time(at));
+        let what = if configured { format!("level shift on {day}") } else { format!("level shift found on {day}") };
+        let after = history.values[at..].iter().filter(|v| v.is_finite()).count();
+        if after >= min_after {
+            if !configured {
+                notes.push(format!("{what}: fitted on the data after it"));
             }
-        }
-    }
-    if let Some(&(at, _, _)) = configured {
-        let cut = history.since(at);
-        if cut.observed() >= min_after {
-            fit = cut;
-        } else {
+            fit = history.since(history.time(at));
+            level_shift = Some(fit.start);
+        } else if let Some(size) = changepoint::shift_size(&history.values, at, block) {
             notes.push(format!(
-                "level shift on {} ignored: only {} observed steps after it (need {min_after})",
-                crate::time::day(at),
-                cut.observed()
+                "{what}: only {after} observed steps after it (need {min_after} to fit on them alone), so the \
+                 history before it was moved {} by {} to the new level",
+                if size < 0.0 { "down" } else { "up" },
+                crate::report::fmt_value(size.abs())
             ));
+            fit.values[..at].iter_mut().for_each(|v| *v += size);
+            moved = Some((at, size));
+            level_shift = Some(history.time(at));
+        } else {
+            notes.push(format!("{what} ignored: only {after} observed steps after it (need {min_after})"));
         }
     }
     let steps = ((as_of + settings.horizon - end) as f64 / step as f64).ceil().max(1.0) as usize;
-    let sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
+    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
         .map_err(|e| e.to_string())?;
+    // Fitted values are drawn over the history as it was.
+    if let Some((at, size)) = moved {
+        sel.fitted.iter_mut().take(at).for_each(|v| *v -= size);
+    }
     let last_value = history.last_value().unwrap_or(f64::NAN);
     let breaches: Vec<Breach> = settings
         .thresholds
@@ -745,6 +765,7 @@ pub fn forecast_resource(
         history_start: history.start,
         last_observed: end,
         fit_start: fit.start,
+        level_shift,
         model: sel.model,
         backtest: sel.backtest,
         forecast_start: end + step,

@@ -90,10 +90,15 @@ impl Series {
         self.values.iter().rev().find(|v| v.is_finite()).copied()
     }
 
+    /// Index of the first step at or after `t` (the length when `t` is past the end).
+    pub fn index_at(&self, t: i64) -> usize {
+        let i = if t <= self.start { 0 } else { ((t - self.start + self.step - 1) / self.step) as usize };
+        i.min(self.len())
+    }
+
     /// Drops everything before `from` (used to fit only after a level shift).
     pub fn since(&self, from: i64) -> Series {
-        let skip = if from <= self.start { 0 } else { ((from - self.start + self.step - 1) / self.step) as usize };
-        let skip = skip.min(self.len());
+        let skip = self.index_at(from);
         Series { start: self.time(skip), step: self.step, values: self.values[skip..].to_vec() }
     }
 }

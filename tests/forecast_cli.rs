@@ -180,6 +180,26 @@ fn messy_but_valid_inputs_work_with_notes() {
 }
 
 #[test]
+fn a_jump_in_the_last_hours_moves_the_forecast_to_the_new_level() {
+    // Thirty days near 0.3 with a daily cycle, then a deploy doubles the load 12 hours
+    // before the end: the forecast starts from the new level, and a note says why.
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..24 * 30 {
+        let cycle = 0.03 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+        let noise = 0.005 * (((i * 7919) % 101) as f64 / 50.0 - 1.0);
+        let level = if i >= 24 * 30 - 12 { 0.6 } else { 0.3 };
+        csv.push_str(&format!("{},{:.5}\n", 1_704_067_200 + 3600 * i as i64, level + cycle + noise));
+    }
+    let r = forecast(csv.as_bytes(), "jump.csv", &["--horizon", "24h"]);
+    let v = json(&r);
+    assert!(r.stderr.contains("level shift found on 2024-01-30") && r.stderr.contains("moved up by"), "{}", r.stderr);
+    for p in v["forecast"].as_array().unwrap() {
+        let mean = p["mean"].as_f64().unwrap();
+        assert!((0.55..0.65).contains(&mean), "{p}");
+    }
+}
+
+#[test]
 fn same_input_same_numbers() {
     let csv = hourly_csv(24 * 30);
     let a = forecast(csv.as_bytes(), "d.csv", &["--threshold", "0.7"]);

@@ -45,6 +45,77 @@ pub fn detect_level_shift(values: &[f64], block: usize) -> Option<usize> {
     (gain >= MIN_GAIN && step.abs() >= MIN_STEP_SIGMAS * noise).then_some(at * block)
 }
 
+/// A level shift too recent for [`detect_level_shift`] (under [`MIN_BLOCKS`] blocks ago, at
+/// least a quarter block): every step since lies beyond everything in the blocks before it,
+/// it was reached by a jump (one step covers half the shift or more, so a drift is not a
+/// shift) that the series had not made twice before (so a sawtooth's clean-up is not a
+/// shift), and the shift exceeds [`MIN_STEP_SIGMAS`] step-to-step noise. The index where
+/// the latest such shift starts, if there is one.
+pub fn detect_recent_shift(values: &[f64], block: usize) -> Option<usize> {
+    let block = block.max(1);
+    let n = values.len();
+    let shortest = (block / 4).max(3);
+    let mut found = None;
+    for k in shortest..=(MIN_BLOCKS * block).min(n / 4) {
+        let at = n - k;
+        let before = &values[at.saturating_sub(MIN_BLOCKS * block)..at];
+        if before.len() < 2 * block {
+            break;
+        }
+        if recent_shift_at(values, at, before, block, shortest) {
+            found = Some(at);
+        }
+    }
+    found
+}
+
+fn recent_shift_at(values: &[f64], at: usize, before: &[f64], block: usize, shortest: usize) -> bool {
+    let after = &values[at..];
+    if !values[at].is_finite() || after.iter().filter(|v| v.is_finite()).count() < shortest {
+        return false;
+    }
+    let (lo, hi) = before
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let beyond = |f: &dyn Fn(f64) -> bool| after.iter().filter(|v| v.is_finite()).all(|v| f(*v));
+    if !(beyond(&|v| v > hi) || beyond(&|v| v < lo)) {
+        return false;
+    }
+    let Some(step) = shift_size(values, at, block) else { return false };
+    let mut moves: Vec<f64> = before.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
+    if moves.is_empty() {
+        return false;
+    }
+    let noise = (crate::series::quantile(&mut moves, 0.5) / 0.6745 / std::f64::consts::SQRT_2).max(1e-12);
+    let jump = (at.saturating_sub(3)..=at)
+        .filter(|&j| j >= 1)
+        .map(|j| (values[j] - values[j - 1]).abs())
+        .filter(|d| d.is_finite())
+        .fold(0.0, f64::max);
+    // A jump the series has made twice or more before (a sawtooth's clean-ups, say) is part of
+    // its behaviour, not a change of level.
+    let earlier = (1..at.saturating_sub(4))
+        .filter(|&j| {
+            let d = values[j] - values[j - 1];
+            d.is_finite() && d * step.signum() >= 0.5 * step.abs()
+        })
+        .count();
+    step.abs() >= MIN_STEP_SIGMAS * noise && jump >= 0.5 * step.abs() && earlier < 2
+}
+
+/// The size of a level shift starting at `at`: the median change of the steps after it (the
+/// first [`MIN_BLOCKS`] blocks at most) from the same phase of the block before the shift,
+/// so daily cycles do not count. None without a whole block before it or a step after it.
+pub fn shift_size(values: &[f64], at: usize, block: usize) -> Option<f64> {
+    let block = block.max(1);
+    let after = values.len().checked_sub(at)?.min(MIN_BLOCKS * block).min(block * (at / block));
+    let back = block * after.div_ceil(block);
+    let mut changes: Vec<f64> =
+        (at..at + after).map(|j| values[j] - values[j - back]).filter(|d| d.is_finite()).collect();
+    (!changes.is_empty()).then(|| crate::series::quantile(&mut changes, 0.5))
+}
+
 /// The regressor besides intercept and slope.
 #[derive(Clone, Copy)]
 enum Third {
@@ -147,6 +218,34 @@ mod tests {
         assert_eq!(detect_level_shift(&y, 24), Some(60 * 24));
         let down = series(90, |i| 0.6 - if i >= 25 * 24 { 0.15 } else { 0.0 });
         assert_eq!(detect_level_shift(&down, 24), Some(25 * 24));
+    }
+
+    #[test]
+    fn a_shift_in_the_last_hours_is_found_and_sized() {
+        // 60 days, then the level jumps by 0.3 twelve hours before the end.
+        let y = series(60, |i| 0.2 + if i >= 60 * 24 - 12 { 0.3 } else { 0.0 });
+        assert_eq!(detect_recent_shift(&y, 24), Some(60 * 24 - 12));
+        let size = shift_size(&y, 60 * 24 - 12, 24).unwrap();
+        assert!((size - 0.3).abs() < 0.03, "{size}");
+        // Down, three days before the end.
+        let y = series(60, |i| 0.6 - if i >= 57 * 24 { 0.2 } else { 0.0 });
+        assert_eq!(detect_recent_shift(&y, 24), Some(57 * 24));
+    }
+
+    #[test]
+    fn recent_drifts_peaks_and_old_shifts_are_not_recent_shifts() {
+        // A steady decline that ends below the last week's range is a drift, not a jump.
+        let y = series(60, |i| 0.8 - if i >= 58 * 24 { 0.002 * (i - 58 * 24) as f64 } else { 0.0 });
+        assert_eq!(detect_recent_shift(&y, 24), None);
+        // Plain cycles and noise, a short spike, and a shift long ago.
+        assert_eq!(detect_recent_shift(&series(60, |_| 0.5), 24), None);
+        assert_eq!(detect_recent_shift(&series(60, |i| if i >= 60 * 24 - 2 { 0.9 } else { 0.3 }), 24), None);
+        assert_eq!(detect_recent_shift(&series(60, |i| if i >= 30 * 24 { 0.9 } else { 0.3 }), 24), None);
+        // A sawtooth (disk filling for ten days, then cleaned up) a day after a clean-up; with
+        // only one clean-up before, the latest one still counts as a shift.
+        let saw = series(61, |i| 0.1 + 0.8 * ((i % 240) as f64 / 240.0));
+        assert_eq!(detect_recent_shift(&saw, 24), None);
+        assert_eq!(detect_recent_shift(&saw[24 * 40..], 24), Some(24 * 20));
     }
 
     #[test]

@@ -346,9 +346,9 @@ fn draw<DB: DrawingBackend>(
 
     // The as-of date and events as labelled vertical lines.
     let mut verticals = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
-    // A level shift found in the data (the fit starts there, at no configured event).
-    if r.fit_start > h.start && !r.settings.events.iter().any(|e| e.0 == r.fit_start) {
-        verticals.push((r.fit_start, "level shift found".to_string(), RGBColor(148, 103, 189)));
+    // A level shift found in the data (at no configured event).
+    if let Some(t) = r.level_shift.filter(|t| !r.settings.events.iter().any(|e| e.0 == *t)) {
+        verticals.push((t, "level shift found".to_string(), RGBColor(148, 103, 189)));
     }
     for (t, kind, note) in &r.settings.events {
         if *t >= x0 && *t <= x1 {
