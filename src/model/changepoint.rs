@@ -248,6 +248,24 @@ mod tests {
         assert_eq!(detect_recent_shift(&saw[24 * 40..], 24), Some(24 * 20));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn detection_never_panics_and_stays_in_range(
+            values in proptest::collection::vec(proptest::prop_oneof![9 => -1e6f64..1e6, 1 => proptest::strategy::Just(f64::NAN)], 0..600),
+            block in 0usize..60,
+        ) {
+            for at in [detect_recent_shift(&values, block), detect_level_shift(&values, block)].into_iter().flatten() {
+                proptest::prop_assert!(at < values.len());
+                if let Some(size) = shift_size(&values, at, block) {
+                    proptest::prop_assert!(size.is_finite());
+                }
+            }
+            for at in 0..values.len().min(50) {
+                let _ = shift_size(&values, at, block);
+            }
+        }
+    }
+
     #[test]
     fn trends_cycles_and_noise_are_not_shifts() {
         assert_eq!(detect_level_shift(&series(90, |i| 0.2 + 0.0004 * i as f64), 24), None);
