@@ -34,7 +34,8 @@ pub struct ResourceForecast {
     pub last_observed: i64,
     /// First timestamp the model was fitted on (later than the history's start after a level shift).
     pub fit_start: i64,
-    /// The level shift the forecast starts from (configured or found in the data), if any.
+    /// A level shift found in the data that the forecast starts from (configured ones are
+    /// events), if any.
     #[serde(default)]
     pub level_shift: Option<i64>,
     pub model: String,
@@ -717,7 +718,8 @@ pub fn forecast_resource(
             .or_else(|| changepoint::detect_level_shift(&history.values, block))
             .map(|i| (i, false)),
     };
-    if let Some((at, configured)) = shift {
+    // A shift at or before the first step changes nothing.
+    if let Some((at, configured)) = shift.filter(|s| s.0 > 0) {
         let day = crate::time::day(history.time(at));
         let what = if configured { format!("level shift on {day}") } else { format!("level shift found on {day}") };
         let after = history.values[at..].iter().filter(|v| v.is_finite()).count();
@@ -726,7 +728,7 @@ pub fn forecast_resource(
                 notes.push(format!("{what}: fitted on the data after it"));
             }
             fit = history.since(history.time(at));
-            level_shift = Some(fit.start);
+            level_shift = (!configured).then_some(fit.start);
         } else if let Some(size) = changepoint::shift_size(&history.values, at, block) {
             notes.push(format!(
                 "{what}: only {after} observed steps after it (need {min_after} to fit on them alone), so the \
@@ -736,7 +738,7 @@ pub fn forecast_resource(
             ));
             fit.values[..at].iter_mut().for_each(|v| *v += size);
             moved = Some((at, size));
-            level_shift = Some(history.time(at));
+            level_shift = (!configured).then(|| history.time(at));
         } else {
             notes.push(format!("{what} ignored: only {after} observed steps after it (need {min_after})"));
         }

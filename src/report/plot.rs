@@ -346,8 +346,8 @@ fn draw<DB: DrawingBackend>(
 
     // The as-of date and events as labelled vertical lines.
     let mut verticals = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
-    // A level shift found in the data (at no configured event).
-    if let Some(t) = r.level_shift.filter(|t| !r.settings.events.iter().any(|e| e.0 == *t)) {
+    // A level shift found in the data.
+    if let Some(t) = r.level_shift {
         verticals.push((t, "level shift found".to_string(), RGBColor(148, 103, 189)));
     }
     for (t, kind, note) in &r.settings.events {
