@@ -385,7 +385,7 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
             }
             if total == 0 { 1.0 } else { inside as f64 / total as f64 }
         };
-        (0..=40).map(|i| 0.6 + 0.1 * i as f64).find(|&m| coverage(m) >= level).unwrap_or(4.6)
+        (0..=80).map(|i| 0.6 + 0.05 * i as f64).find(|&m| coverage(m) >= level).unwrap_or(4.6)
     } else {
         1.0
     };
