@@ -729,15 +729,20 @@ pub fn forecast_resource(
             }
             fit = history.since(history.time(at));
             level_shift = (!configured).then_some(fit.start);
-        } else if let Some(size) = changepoint::shift_size(&history.values, at, block) {
+        } else if let Some(regime) = changepoint::regime_change(&history.values, at, block) {
+            let swings = if (regime.scale - 1.0).abs() > 0.05 {
+                format!(" and its swings scaled by {:.2}", regime.scale)
+            } else {
+                String::new()
+            };
             notes.push(format!(
                 "{what}: only {after} observed steps after it (need {min_after} to fit on them alone), so the \
-                 history before it was moved {} by {} to the new level",
-                if size < 0.0 { "down" } else { "up" },
-                crate::report::fmt_value(size.abs())
+                 history before it was moved {} by {}{swings} to the new level",
+                if regime.size < 0.0 { "down" } else { "up" },
+                crate::report::fmt_value(regime.size.abs())
             ));
-            fit.values[..at].iter_mut().for_each(|v| *v += size);
-            moved = Some((at, size));
+            fit.values[..at].iter_mut().for_each(|v| *v = regime.map(*v));
+            moved = Some((at, regime));
             level_shift = (!configured).then(|| history.time(at));
         } else {
             notes.push(format!("{what} ignored: only {after} observed steps after it (need {min_after})"));
@@ -747,8 +752,8 @@ pub fn forecast_resource(
     let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
         .map_err(|e| e.to_string())?;
     // Fitted values are drawn over the history as it was.
-    if let Some((at, size)) = moved {
-        sel.fitted.iter_mut().take(at).for_each(|v| *v -= size);
+    if let Some((at, regime)) = moved {
+        sel.fitted.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));
     }
     let last_value = history.last_value().unwrap_or(f64::NAN);
     let breaches: Vec<Breach> = settings

@@ -5,6 +5,8 @@
 //! or a parabola (so accelerating growth is not taken for a step), and the step is large
 //! against the block-to-block noise.
 
+use crate::series::quantile;
+
 /// Blocks on each side of a shift, at least.
 const MIN_BLOCKS: usize = 7;
 /// The step must exceed this many block-noise standard deviations.
@@ -82,12 +84,12 @@ fn recent_shift_at(values: &[f64], at: usize, before: &[f64], block: usize, shor
     if !(beyond(&|v| v > hi) || beyond(&|v| v < lo)) {
         return false;
     }
-    let Some(step) = shift_size(values, at, block) else { return false };
+    let Some(step) = regime_change(values, at, block).map(|r| r.size) else { return false };
     let mut moves: Vec<f64> = before.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
     if moves.is_empty() {
         return false;
     }
-    let noise = (crate::series::quantile(&mut moves, 0.5) / 0.6745 / std::f64::consts::SQRT_2).max(1e-12);
+    let noise = (quantile(&mut moves, 0.5) / 0.6745 / std::f64::consts::SQRT_2).max(1e-12);
     let jump = (at.saturating_sub(3)..=at)
         .filter(|&j| j >= 1)
         .map(|j| (values[j] - values[j - 1]).abs())
@@ -104,16 +106,66 @@ fn recent_shift_at(values: &[f64], at: usize, before: &[f64], block: usize, shor
     step.abs() >= MIN_STEP_SIGMAS * noise && jump >= 0.5 * step.abs() && earlier < 2
 }
 
-/// The size of a level shift starting at `at`: the median change of the steps after it (the
-/// first [`MIN_BLOCKS`] blocks at most) from the same phase of the block before the shift,
-/// so daily cycles do not count. None without a whole block before it or a step after it.
-pub fn shift_size(values: &[f64], at: usize, block: usize) -> Option<f64> {
+/// Step-to-step moves needed on each side to compare the noise before and after a shift.
+const MIN_NOISE_PAIRS: usize = 5;
+/// Bounds of the noise ratio applied across a shift.
+const MAX_NOISE_RATIO: f64 = 4.0;
+
+/// How a series changed at a level shift, read from the steps after it (the first
+/// [`MIN_BLOCKS`] blocks at most) against the same phases of the block(s) before it, so daily
+/// cycles do not count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Regime {
+    /// The median change from before to after.
+    pub size: f64,
+    /// Step-to-step noise after over noise before (1 when too few steps tell it apart from 1).
+    pub scale: f64,
+    /// The median level before, around which the noise is scaled.
+    pub anchor: f64,
+}
+
+impl Regime {
+    /// A value from before the shift as it would read after it.
+    pub fn map(&self, v: f64) -> f64 {
+        self.anchor + self.size + self.scale * (v - self.anchor)
+    }
+
+    /// Back from the new regime to the old one.
+    pub fn unmap(&self, v: f64) -> f64 {
+        self.anchor + (v - self.anchor - self.size) / self.scale
+    }
+}
+
+/// The [`Regime`] change of a shift starting at `at`. None without a whole block before it
+/// or a step after it.
+pub fn regime_change(values: &[f64], at: usize, block: usize) -> Option<Regime> {
     let block = block.max(1);
     let after = values.len().checked_sub(at)?.min(MIN_BLOCKS * block).min(block * (at / block));
     let back = block * after.div_ceil(block);
     let mut changes: Vec<f64> =
         (at..at + after).map(|j| values[j] - values[j - back]).filter(|d| d.is_finite()).collect();
-    (!changes.is_empty()).then(|| crate::series::quantile(&mut changes, 0.5))
+    let mut before: Vec<f64> = (at..at + after).map(|j| values[j - back]).filter(|v| v.is_finite()).collect();
+    if changes.is_empty() {
+        return None;
+    }
+    let (size, anchor) = (quantile(&mut changes, 0.5), quantile(&mut before, 0.5));
+    // Moves within the stretch after the shift, and the same moves a block (or more) before.
+    let (mut new, mut old): (Vec<f64>, Vec<f64>) = (at + 1..at + after)
+        .map(|j| ((values[j] - values[j - 1]).abs(), (values[j - back] - values[j - back - 1]).abs()))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .unzip();
+    // A median-based noise estimate from m moves has a relative standard error of about
+    // 1.17 / sqrt(m); the noise is taken to have changed only when the log ratio of the two
+    // estimates exceeds twice its standard error.
+    let ratio = quantile(&mut new, 0.5) / quantile(&mut old, 0.5);
+    let m = new.len();
+    let clear = ratio.ln().abs() > 2.0 * 1.17 * (2.0 / m.max(1) as f64).sqrt();
+    let scale = if m >= MIN_NOISE_PAIRS && ratio.is_finite() && ratio > 0.0 && clear {
+        ratio.clamp(1.0 / MAX_NOISE_RATIO, MAX_NOISE_RATIO)
+    } else {
+        1.0
+    };
+    Some(Regime { size, scale, anchor })
 }
 
 /// The regressor besides intercept and slope.
@@ -225,8 +277,16 @@ mod tests {
         // 60 days, then the level jumps by 0.3 twelve hours before the end.
         let y = series(60, |i| 0.2 + if i >= 60 * 24 - 12 { 0.3 } else { 0.0 });
         assert_eq!(detect_recent_shift(&y, 24), Some(60 * 24 - 12));
-        let size = shift_size(&y, 60 * 24 - 12, 24).unwrap();
-        assert!((size - 0.3).abs() < 0.03, "{size}");
+        let r = regime_change(&y, 60 * 24 - 12, 24).unwrap();
+        assert!((r.size - 0.3).abs() < 0.03 && (r.anchor - 0.2).abs() < 0.06, "{r:?}");
+        // A shift that triples the noise: the history before it is mapped onto the new regime.
+        let y: Vec<f64> = (0..60 * 24)
+            .map(|i| if i >= 60 * 24 - 24 { 0.6 + 0.03 * test_noise(i) } else { 0.2 + 0.01 * test_noise(i) })
+            .collect();
+        let r = regime_change(&y, 60 * 24 - 24, 24).unwrap();
+        assert!((r.scale - 3.0).abs() < 0.9 && (r.size - 0.4).abs() < 0.03, "{r:?}");
+        assert!((r.map(r.anchor + 0.01) - (0.6 + r.scale * 0.01)).abs() < 0.03);
+        assert!((r.unmap(r.map(0.25)) - 0.25).abs() < 1e-12);
         // Down, three days before the end.
         let y = series(60, |i| 0.6 - if i >= 57 * 24 { 0.2 } else { 0.0 });
         assert_eq!(detect_recent_shift(&y, 24), Some(57 * 24));
@@ -256,12 +316,13 @@ mod tests {
         ) {
             for at in [detect_recent_shift(&values, block), detect_level_shift(&values, block)].into_iter().flatten() {
                 proptest::prop_assert!(at < values.len());
-                if let Some(size) = shift_size(&values, at, block) {
-                    proptest::prop_assert!(size.is_finite());
+                if let Some(r) = regime_change(&values, at, block) {
+                    proptest::prop_assert!(r.size.is_finite() && r.anchor.is_finite());
+                    proptest::prop_assert!((0.25..=4.0).contains(&r.scale));
                 }
             }
             for at in 0..values.len().min(50) {
-                let _ = shift_size(&values, at, block);
+                let _ = regime_change(&values, at, block);
             }
         }
     }
