@@ -53,16 +53,20 @@ impl Model for Smoothing {
         let y = fill_gaps(values, self.periods.first().copied().unwrap_or(0));
         let dec = decompose(&y, &self.periods);
         let x = &dec.deseasonalised;
+        // With seasons removed, the last state is averaged over the longest season (each
+        // state carried to the end by its trend): what the profiles missed at the last hours
+        // must not set the level for the whole horizon.
+        let season = self.periods.iter().max().copied().unwrap_or(1);
         let (path, sigma, alpha, fitted_x) = match self.trend {
             Trend::Ets => {
                 let p = search(x);
-                let s = run(x, p);
+                let s = run(x, p, season, 0.0);
                 (TrendPath::Damped { level: s.level, trend: s.trend, phi: p.phi }, s.sigma, p.alpha, s.fitted)
             }
             Trend::Theta => {
                 let (p, _) = search_ses(x);
-                let s = run(x, p);
                 let slope = ols_slope(x);
+                let s = run(x, p, season, slope / 2.0);
                 let n = x.len() as f64;
                 let drift0 = 1.0 / p.alpha - (1.0 - p.alpha).powf(n) / p.alpha;
                 (TrendPath::Theta { level: s.level, half_slope: slope / 2.0, drift0 }, s.sigma, p.alpha, s.fitted)
@@ -141,20 +145,35 @@ fn init(x: &[f64], p: Params) -> (f64, f64) {
     (x[0], b)
 }
 
-fn run(x: &[f64], p: Params) -> State {
+/// Runs the smoothing over `x`. The final level and trend are the means of the states over
+/// the last `season` steps, each level carried to the end by its trend (or by `drift` per
+/// step where the trend is not a state); `season` 1 keeps the last state.
+fn run(x: &[f64], p: Params, season: usize, drift: f64) -> State {
     let (mut l, mut b) = init(x, p);
     let mut fitted = Vec::with_capacity(x.len());
     fitted.push(x[0]);
     let mut total = 0.0;
-    for &v in &x[1..] {
+    let n = x.len();
+    let from = n.saturating_sub(season.max(1)).max(1);
+    let (mut level_sum, mut trend_sum, mut count) = (0.0, 0.0, 0.0);
+    for (t, &v) in x.iter().enumerate().skip(1) {
         let pred = l + p.phi * b;
         fitted.push(pred);
         let e = v - pred;
         total += e * e;
         l = pred + p.alpha * e;
         b = p.phi * b + p.beta * e;
+        if t >= from {
+            let ahead = (n - 1 - t) as f64;
+            level_sum += l + ahead * (b + drift);
+            trend_sum += b;
+            count += 1.0;
+        }
     }
     let sigma = (total / (x.len().saturating_sub(1)).max(1) as f64).sqrt();
+    if count > 0.0 {
+        (l, b) = (level_sum / count, trend_sum / count);
+    }
     State { level: l, trend: b, sigma, fitted }
 }
 
@@ -285,7 +304,7 @@ mod tests {
             Params { alpha: 0.02, beta: 0.02, phi: 0.9 },
         ];
         for (p, sse) in ps.iter().zip(sse_many(&x, &ps)) {
-            let s = run(&x, *p);
+            let s = run(&x, *p, 1, 0.0);
             let want = s.sigma * s.sigma * (x.len() - 1) as f64;
             assert!((sse - want).abs() <= 1e-9 * want, "{p:?}: {sse} vs {want}");
         }
@@ -306,5 +325,25 @@ mod tests {
             }
         }
         assert_eq!(Smoothing { periods: vec![24, 168], trend: Trend::Ets }.name(), "mstl(24,168)+ets");
+    }
+
+    #[test]
+    fn the_last_hours_do_not_set_the_level_of_a_seasonal_series() {
+        // A daily cycle around 1.0 with noise, and the last three hours well off the profile
+        // (an incident, a holiday evening): the next days stay near 1.0 (following the last
+        // hour would put them near 1.6).
+        let mut y: Vec<f64> = (0..24 * 28)
+            .map(|i| {
+                1.0 + 0.5 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin() + 0.05 * crate::stats::test_noise(i)
+            })
+            .collect();
+        let n = y.len();
+        y[n - 3..].iter_mut().for_each(|v| *v += 0.6);
+        for trend in [Trend::Ets, Trend::Theta] {
+            let m = Smoothing { periods: vec![24], trend };
+            let f = m.fit(&y).unwrap().predict(24 * 7, 0.8);
+            let level = f.mean.iter().sum::<f64>() / f.mean.len() as f64;
+            assert!((level - 1.0).abs() < 0.15, "{}: level {level}", m.name());
+        }
     }
 }
