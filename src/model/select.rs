@@ -336,9 +336,9 @@ fn combine(paths: &[Vec<f64>], median: bool) -> Vec<f64> {
 type Bands = Vec<(f64, f64, f64)>;
 
 /// Interval bounds from backtest errors: at each step, the signed error quantiles of the
-/// steps around it (all origins pooled), widened by the factor that makes leave-one-origin-out
-/// coverage reach `level`. Steps beyond the backtest horizon widen with the square root of
-/// the lead time. None without backtest errors.
+/// steps around it (all origins pooled), widened by the factor whose leave-one-origin-out
+/// coverage comes nearest `level`. Steps beyond the backtest horizon widen with the square
+/// root of the lead time. None without backtest errors.
 fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>, Vec<f64>)> {
     let hb = errors.first()?.len();
     if hb == 0 || errors.iter().flatten().filter(|e| e.is_finite()).count() < 4 {
@@ -371,7 +371,8 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
         interpolate(&knots, &at, hb)
     };
     let widen = |(lo, mid, hi): (f64, f64, f64), m: f64| (mid + m * (lo - mid), mid + m * (hi - mid));
-    // Learn the widening factor: smallest m whose held-out coverage reaches the level.
+    // Learn the widening factor: the m whose held-out coverage comes nearest the level (the
+    // smallest of equals; "the smallest m reaching it" biased the bands wide).
     let factor = if errors.len() >= 2 {
         let held_out: Vec<(Bands, usize)> = (0..errors.len()).map(|k| (bands(&|j| j != k), k)).collect();
         let coverage = |m: f64| {
@@ -385,7 +386,11 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
             }
             if total == 0 { 1.0 } else { inside as f64 / total as f64 }
         };
-        (0..=80).map(|i| 0.6 + 0.05 * i as f64).find(|&m| coverage(m) >= level).unwrap_or(4.6)
+        (0..=80)
+            .map(|i| 0.6 + 0.05 * i as f64)
+            .map(|m| (m, (coverage(m) - level).abs()))
+            .fold((4.6, f64::INFINITY), |best, (m, gap)| if gap < best.1 - 1e-12 { (m, gap) } else { best })
+            .0
     } else {
         1.0
     };
