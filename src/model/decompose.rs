@@ -7,6 +7,9 @@ use crate::series::fill_gaps;
 
 /// Recent cycles count more: a cycle's weight is this to the power of its age in cycles.
 const CYCLE_DECAY: f64 = 0.85;
+/// Deviations from the trend beyond this many robust standard deviations are clipped before
+/// they enter a profile.
+const OUTLIER_SIGMAS: f64 = 5.0;
 /// A period is kept when its seasonal strength (1 - Var(remainder) / Var(season + remainder))
 /// reaches this.
 const MIN_STRENGTH: f64 = 0.15;
@@ -120,6 +123,27 @@ pub fn moving_average(x: &[f64], p: usize) -> Vec<f64> {
 /// Weighted per-phase mean of `x - trend`, recent cycles first, centred to sum to zero.
 fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
     let n = x.len();
+    // Within each phase, deviations beyond OUTLIER_SIGMAS robust sd of that phase's
+    // deviations (an incident's spike) are clipped, so one spike cannot bend its phase and,
+    // through the centring, every other; a spike that recurs every cycle is the season.
+    let bounds: Vec<(f64, f64)> = (0..p)
+        .map(|ph| {
+            let mut dev: Vec<f64> = (ph..n)
+                .step_by(p)
+                .filter(|t| CYCLE_DECAY.powi(((n - 1 - t) / p) as i32) >= 1e-4)
+                .map(|t| x[t] - trend[t])
+                .filter(|d| d.is_finite())
+                .collect();
+            let mid = middle(&mut dev);
+            dev.iter_mut().for_each(|d| *d = (*d - mid).abs());
+            let reach = OUTLIER_SIGMAS * 1.4826 * middle(&mut dev);
+            if mid.is_finite() && reach.is_finite() {
+                (mid - reach, mid + reach)
+            } else {
+                (f64::NEG_INFINITY, f64::INFINITY)
+            }
+        })
+        .collect();
     let mut sum = vec![0.0; p];
     let mut w = vec![0.0; p];
     for t in 0..n {
@@ -128,13 +152,23 @@ fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
         if wt < 1e-4 {
             continue;
         }
-        sum[t % p] += wt * (x[t] - trend[t]);
+        let (lo, hi) = bounds[t % p];
+        sum[t % p] += wt * (x[t] - trend[t]).clamp(lo, hi);
         w[t % p] += wt;
     }
     let mut prof: Vec<f64> = sum.iter().zip(&w).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect();
     let centre = prof.iter().sum::<f64>() / p as f64;
     prof.iter_mut().for_each(|v| *v -= centre);
     prof
+}
+
+/// The middle value (the upper one of an even count; NaN when empty), in linear time.
+fn middle(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let k = v.len() / 2;
+    *v.select_nth_unstable_by(k, f64::total_cmp).1
 }
 
 fn variance(x: &[f64]) -> f64 {
@@ -176,5 +210,22 @@ mod tests {
         for (t, v) in dec.deseasonalised.iter().enumerate().skip(168).take(24 * 7 * 6) {
             assert!((v - (2.0 + 0.001 * t as f64)).abs() < 0.08, "t={t}: {v}");
         }
+    }
+
+    #[test]
+    fn one_spike_does_not_bend_the_profile_but_a_daily_batch_is_the_season() {
+        // A daily cycle with noise, and one incident a hundred times the cycle's size.
+        let cycle = |i: usize| ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+        let mut y: Vec<f64> = (0..24 * 20).map(|i| 5.0 + cycle(i) + 0.05 * noise(i)).collect();
+        y[24 * 18 + 7] += 100.0;
+        let dec = decompose(&y, &[24]);
+        let prof = &dec.seasonals[0].1;
+        for (ph, v) in prof.iter().enumerate() {
+            assert!((v - cycle(ph)).abs() < 0.15, "phase {ph}: {v} vs {}", cycle(ph));
+        }
+        // A batch job at 02:00 every day is not an outlier: the profile keeps it.
+        let batch: Vec<f64> = (0..24 * 20).map(|i| if i % 24 == 2 { 9.0 } else { 1.0 } + 0.01 * noise(i)).collect();
+        let prof = &decompose(&batch, &[24]).seasonals[0].1;
+        assert!(prof[2] > 7.0 && prof[5].abs() < 0.5, "{prof:?}");
     }
 }
