@@ -57,16 +57,17 @@ impl Model for Smoothing {
         // state carried to the end by its trend): what the profiles missed at the last hours
         // must not set the level for the whole horizon.
         let season = self.periods.iter().max().copied().unwrap_or(1);
+        let clip = error_clip(x);
         let (path, sigma, alpha, fitted_x) = match self.trend {
             Trend::Ets => {
-                let p = search(x);
-                let s = run(x, p, season, 0.0);
+                let p = search(x, clip);
+                let s = run(x, p, season, 0.0, clip);
                 (TrendPath::Damped { level: s.level, trend: s.trend, phi: p.phi }, s.sigma, p.alpha, s.fitted)
             }
             Trend::Theta => {
-                let (p, _) = search_ses(x);
+                let (p, _) = search_ses(x, clip);
                 let slope = ols_slope(x);
-                let s = run(x, p, season, slope / 2.0);
+                let s = run(x, p, season, slope / 2.0, clip);
                 let n = x.len() as f64;
                 let drift0 = 1.0 / p.alpha - (1.0 - p.alpha).powf(n) / p.alpha;
                 (TrendPath::Theta { level: s.level, half_slope: slope / 2.0, drift0 }, s.sigma, p.alpha, s.fitted)
@@ -148,7 +149,7 @@ fn init(x: &[f64], p: Params) -> (f64, f64) {
 /// Runs the smoothing over `x`. The final level and trend are the means of the states over
 /// the last `season` steps, each level carried to the end by its trend (or by `drift` per
 /// step where the trend is not a state); `season` 1 keeps the last state.
-fn run(x: &[f64], p: Params, season: usize, drift: f64) -> State {
+fn run(x: &[f64], p: Params, season: usize, drift: f64, clip: f64) -> State {
     let (mut l, mut b) = init(x, p);
     let mut fitted = Vec::with_capacity(x.len());
     fitted.push(x[0]);
@@ -159,7 +160,7 @@ fn run(x: &[f64], p: Params, season: usize, drift: f64) -> State {
     for (t, &v) in x.iter().enumerate().skip(1) {
         let pred = l + p.phi * b;
         fitted.push(pred);
-        let e = v - pred;
+        let e = (v - pred).clamp(-clip, clip);
         total += e * e;
         l = pred + p.alpha * e;
         b = p.phi * b + p.beta * e;
@@ -184,7 +185,7 @@ fn tail(x: &[f64]) -> &[f64] {
 /// Sums of squared one-step errors for many parameter sets in one pass over `x`: the states
 /// advance side by side, so the loop over parameter sets vectorises. Each sum is exactly what
 /// [`sse`] gives for that set (the same operations in the same order).
-fn sse_many(x: &[f64], ps: &[Params]) -> Vec<f64> {
+fn sse_many(x: &[f64], ps: &[Params], clip: f64) -> Vec<f64> {
     let (mut level, mut trend): (Vec<f64>, Vec<f64>) = ps.iter().map(|p| init(x, *p)).unzip();
     let alpha: Vec<f64> = ps.iter().map(|p| p.alpha).collect();
     let beta: Vec<f64> = ps.iter().map(|p| p.beta).collect();
@@ -195,7 +196,7 @@ fn sse_many(x: &[f64], ps: &[Params]) -> Vec<f64> {
             level.iter_mut().zip(trend.iter_mut()).zip(total.iter_mut()).zip(&alpha).zip(beta.iter().zip(&phi))
         {
             let pred = *l + ph * *b;
-            let e = v - pred;
+            let e = (v - pred).clamp(-clip, clip);
             *t += e * e;
             *l = pred + a * e;
             *b = ph * *b + be * e;
@@ -205,10 +206,10 @@ fn sse_many(x: &[f64], ps: &[Params]) -> Vec<f64> {
 }
 
 /// Best simple-smoothing parameters (no trend), with their sum of squared errors.
-fn search_ses(x: &[f64]) -> (Params, f64) {
+fn search_ses(x: &[f64], clip: f64) -> (Params, f64) {
     let t = tail(x);
     let ps: Vec<Params> = ALPHAS.iter().map(|&alpha| Params { alpha, beta: 0.0, phi: 1.0 }).collect();
-    let sses = sse_many(t, &ps);
+    let sses = sse_many(t, &ps, clip);
     // The first of equals wins, as a scan in grid order would have it.
     let best = (0..ps.len()).fold(0, |best, i| if sses[i] < sses[best] { i } else { best });
     (ps[best], sses[best])
@@ -217,11 +218,11 @@ fn search_ses(x: &[f64]) -> (Params, f64) {
 /// Best parameters over no-trend and damped-trend models: each fitted by its one-step
 /// errors (AIC-like), then the damped trend kept only if it also forecasts [`AHEAD`] steps
 /// ahead better (one-step errors favour trends that do not last).
-fn search(x: &[f64]) -> Params {
+fn search(x: &[f64], clip: f64) -> Params {
     let t = tail(x);
     let n = t.len().max(2) as f64;
     let aic = |sse: f64, k: f64| n * (sse / n).max(1e-300).ln() + 2.0 * k;
-    let (ses, ses_sse) = search_ses(x);
+    let (ses, ses_sse) = search_ses(x, clip);
     let grid: Vec<Params> = ALPHAS
         .iter()
         .flat_map(|&alpha| {
@@ -232,13 +233,13 @@ fn search(x: &[f64]) -> Params {
         })
         .collect();
     let mut best = (ses, aic(ses_sse, 1.0));
-    for (p, sse) in grid.iter().zip(sse_many(t, &grid)) {
+    for (p, sse) in grid.iter().zip(sse_many(t, &grid, clip)) {
         let score = aic(sse, 3.0);
         if score < best.1 {
             best = (*p, score);
         }
     }
-    if best.0.beta > 0.0 && sse_ahead(t, best.0, AHEAD) >= TREND_GAIN * sse_ahead(t, ses, AHEAD) {
+    if best.0.beta > 0.0 && sse_ahead(t, best.0, AHEAD, clip) >= TREND_GAIN * sse_ahead(t, ses, AHEAD, clip) {
         return ses;
     }
     best.0
@@ -250,21 +251,39 @@ const AHEAD: usize = 24;
 const TREND_GAIN: f64 = 0.95;
 
 /// Sum of squared errors of the `h`-step-ahead forecasts from every point.
-fn sse_ahead(x: &[f64], p: Params, h: usize) -> f64 {
+fn sse_ahead(x: &[f64], p: Params, h: usize, clip: f64) -> f64 {
     let damp: f64 = (1..=h as i32).map(|k| p.phi.powi(k)).sum();
     let (mut l, mut b) = init(x, p);
     let mut total = 0.0;
     for i in 1..x.len() {
         let pred = l + p.phi * b;
-        let e = x[i] - pred;
+        let e = (x[i] - pred).clamp(-clip, clip);
         l = pred + p.alpha * e;
         b = p.phi * b + p.beta * e;
         if let Some(v) = x.get(i + h) {
             let f = l + damp * b;
-            total += (v - f) * (v - f);
+            let e = (v - f).clamp(-clip, clip);
+            total += e * e;
         }
     }
     total
+}
+
+/// One-step errors are clipped at this many robust standard deviations of the series'
+/// step-to-step moves before they update the states or count in a fit: an incident's spike
+/// must not reset the level or start a trend.
+const ERROR_CLIP_SIGMAS: f64 = 6.0;
+
+/// The clip for one-step errors on `x` (infinite where the moves have no spread).
+fn error_clip(x: &[f64]) -> f64 {
+    let mut moves: Vec<f64> = x.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
+    if moves.is_empty() {
+        return f64::INFINITY;
+    }
+    let k = moves.len() / 2;
+    let mad = *moves.select_nth_unstable_by(k, f64::total_cmp).1;
+    let clip = ERROR_CLIP_SIGMAS * 1.4826 * mad;
+    if clip.is_finite() && clip > 0.0 { clip } else { f64::INFINITY }
 }
 
 fn ols_slope(x: &[f64]) -> f64 {
@@ -303,8 +322,8 @@ mod tests {
             Params { alpha: 0.6, beta: 0.05, phi: 0.97 },
             Params { alpha: 0.02, beta: 0.02, phi: 0.9 },
         ];
-        for (p, sse) in ps.iter().zip(sse_many(&x, &ps)) {
-            let s = run(&x, *p, 1, 0.0);
+        for (p, sse) in ps.iter().zip(sse_many(&x, &ps, 0.5)) {
+            let s = run(&x, *p, 1, 0.0, 0.5);
             let want = s.sigma * s.sigma * (x.len() - 1) as f64;
             assert!((sse - want).abs() <= 1e-9 * want, "{p:?}: {sse} vs {want}");
         }
@@ -325,6 +344,17 @@ mod tests {
             }
         }
         assert_eq!(Smoothing { periods: vec![24, 168], trend: Trend::Ets }.name(), "mstl(24,168)+ets");
+    }
+
+    #[test]
+    fn a_spike_does_not_reset_the_level_or_start_a_trend() {
+        // Noise around 5 with an incident of +500 ten steps before the end.
+        let mut y: Vec<f64> = (0..400).map(|i| 5.0 + 0.1 * crate::stats::test_noise(i)).collect();
+        y[390] += 500.0;
+        for trend in [Trend::Ets, Trend::Theta] {
+            let f = Smoothing { periods: vec![], trend }.fit(&y).unwrap().predict(48, 0.8);
+            assert!(f.mean.iter().all(|m| (m - 5.0).abs() < 1.0), "{trend:?}: {:?}", &f.mean[..5]);
+        }
     }
 
     #[test]
