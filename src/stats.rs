@@ -119,6 +119,16 @@ pub fn test_noise(i: usize) -> f64 {
     SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5
 }
 
+/// The middle value of `v` (the upper one of an even count; NaN when empty), in linear time;
+/// reorders `v`.
+pub fn middle(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let k = v.len() / 2;
+    *v.select_nth_unstable_by(k, f64::total_cmp).1
+}
+
 /// Mean of the finite values, or None.
 pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
     let (s, n) = v.into_iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));

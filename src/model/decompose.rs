@@ -4,6 +4,7 @@
 //! each other. Also detects which candidate periods carry real seasonality.
 
 use crate::series::fill_gaps;
+use crate::stats::middle;
 
 /// Recent cycles count more: a cycle's weight is this to the power of its age in cycles.
 const CYCLE_DECAY: f64 = 0.85;
@@ -160,15 +161,6 @@ fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
     let centre = prof.iter().sum::<f64>() / p as f64;
     prof.iter_mut().for_each(|v| *v -= centre);
     prof
-}
-
-/// The middle value (the upper one of an even count; NaN when empty), in linear time.
-fn middle(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let k = v.len() / 2;
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
 }
 
 fn variance(x: &[f64]) -> f64 {

@@ -47,8 +47,7 @@ impl Model for LinearSeasonal {
             if abs.is_empty() {
                 break;
             }
-            let mid = abs.len() / 2;
-            let scale = 1.4826 * *abs.select_nth_unstable_by(mid, f64::total_cmp).1;
+            let scale = 1.4826 * crate::stats::middle(&mut abs);
             if scale <= 0.0 {
                 break;
             }

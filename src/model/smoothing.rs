@@ -277,12 +277,7 @@ const ERROR_CLIP_SIGMAS: f64 = 6.0;
 /// The clip for one-step errors on `x` (infinite where the moves have no spread).
 fn error_clip(x: &[f64]) -> f64 {
     let mut moves: Vec<f64> = x.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
-    if moves.is_empty() {
-        return f64::INFINITY;
-    }
-    let k = moves.len() / 2;
-    let mad = *moves.select_nth_unstable_by(k, f64::total_cmp).1;
-    let clip = ERROR_CLIP_SIGMAS * 1.4826 * mad;
+    let clip = ERROR_CLIP_SIGMAS * 1.4826 * crate::stats::middle(&mut moves);
     if clip.is_finite() && clip > 0.0 { clip } else { f64::INFINITY }
 }
 
