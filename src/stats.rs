@@ -129,6 +129,13 @@ pub fn middle(v: &mut [f64]) -> f64 {
     *v.select_nth_unstable_by(k, f64::total_cmp).1
 }
 
+/// The middle absolute step-to-step move of `values` (gaps skipped; NaN with no move): the
+/// robust scale behind outlier clips and noise estimates.
+pub fn middle_move(values: &[f64]) -> f64 {
+    let mut moves: Vec<f64> = values.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
+    middle(&mut moves)
+}
+
 /// Mean of the finite values, or None.
 pub fn finite_mean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
     let (s, n) = v.into_iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));

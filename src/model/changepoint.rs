@@ -181,13 +181,9 @@ enum Third {
 /// Robust standard deviation of one block mean around its neighbours (from first
 /// differences, so trends and shifts barely count).
 fn block_noise(means: &[(usize, f64)]) -> Option<f64> {
-    let mut d: Vec<f64> = means.windows(2).map(|w| (w[1].1 - w[0].1).abs()).collect();
-    if d.is_empty() {
-        return None;
-    }
-    d.sort_by(f64::total_cmp);
-    let mad = d[d.len() / 2];
-    Some((mad / 0.6745 / std::f64::consts::SQRT_2).max(1e-12))
+    let values: Vec<f64> = means.iter().map(|m| m.1).collect();
+    let mad = crate::stats::middle_move(&values);
+    mad.is_finite().then(|| (mad / 0.6745 / std::f64::consts::SQRT_2).max(1e-12))
 }
 
 /// Least squares of the block means on [1, x, third] via the normal equations (x scaled to

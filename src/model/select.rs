@@ -75,7 +75,7 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
         // A yearly cycle, once the history holds a year before the latest backtest origin.
         let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
         if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400)) {
-            if n >= year + window + backtest_horizon(n, horizon) {
+            if n >= year + window + backtest_horizon(n, horizon, ORIGINS) {
                 pool.push(Box::new(YearAgo { year, window, fill }));
             }
         }
@@ -110,9 +110,20 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
 }
 
 /// Steps each backtest origin forecasts: the horizon, or less where the history cannot hold
-/// [`ORIGINS`] of them plus something to fit on.
-fn backtest_horizon(n: usize, horizon: usize) -> usize {
-    horizon.min(n / (ORIGINS + 1)).max(1)
+/// `count` of them plus something to fit on.
+fn backtest_horizon(n: usize, horizon: usize, count: usize) -> usize {
+    horizon.min(n / (count + 1)).max(1)
+}
+
+/// Up to `count` rolling origins `h` steps apart, latest first, each with something to fit on.
+fn rolling_origins(n: usize, h: usize, count: usize) -> Vec<usize> {
+    (1..=count).filter_map(|k| n.checked_sub(k * h)).filter(|o| *o >= 3).collect()
+}
+
+/// A model's mean forecast of `h` steps from the first `o` values, kept within range; None
+/// where it cannot be fitted there.
+fn path_at(model: &dyn Model, values: &[f64], o: usize, h: usize, level: f64, range: Range) -> Option<Vec<f64>> {
+    Some(range.clamp_path(model.fit(&values[..o]).ok()?.predict(h, level).mean))
 }
 
 /// A scored candidate: a base model or a combination of base models (by index).
@@ -144,21 +155,15 @@ pub fn forecast(
         return Err(ModelError::TooShort { model: family.to_string(), needed, have });
     }
     let range = Range::of(values, bounded);
-    let hb = backtest_horizon(n, horizon);
-    let origins: Vec<usize> = (1..=ORIGINS).filter_map(|k| n.checked_sub(k * hb)).filter(|o| *o >= 3).collect();
+    let hb = backtest_horizon(n, horizon, ORIGINS);
+    let origins = rolling_origins(n, hb, ORIGINS);
 
     // Backtest every base model at every origin.
     let mut scored: Vec<Scored> = pool
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let preds = origins
-                .iter()
-                .map(|&o| {
-                    let f = m.fit(&values[..o]).ok()?.predict(hb, level);
-                    Some(range.clamp_path(f.mean))
-                })
-                .collect();
+            let preds = origins.iter().map(|&o| path_at(m.as_ref(), values, o, hb, level, range)).collect();
             Scored { name: m.name(), members: vec![i], median: false, preds, mae: f64::INFINITY }
         })
         .collect();
@@ -234,8 +239,8 @@ fn calibration_errors(
     level: f64,
 ) -> Vec<Vec<f64>> {
     let n = values.len();
-    let hc = horizon.min(n / (CAL_ORIGINS + 1)).max(1);
-    let cal: Vec<usize> = (1..=CAL_ORIGINS).filter_map(|k| n.checked_sub(k * hc)).filter(|o| *o >= 3).collect();
+    let hc = backtest_horizon(n, horizon, CAL_ORIGINS);
+    let cal = rolling_origins(n, hc, CAL_ORIGINS);
     if cal.len() <= origins.len() {
         return errors(&cand.preds, values, origins, hb);
     }
@@ -250,7 +255,7 @@ fn calibration_errors(
             let paths: Vec<Vec<f64>> = cand
                 .members
                 .iter()
-                .map(|&m| Some(range.clamp_path(pool[m].fit(&values[..o]).ok()?.predict(hc, level).mean)))
+                .map(|&m| path_at(pool[m].as_ref(), values, o, hc, level, range))
                 .collect::<Option<_>>()?;
             Some(combine(&paths, cand.median))
         })

@@ -183,8 +183,8 @@ fn tail(x: &[f64]) -> &[f64] {
 }
 
 /// Sums of squared one-step errors for many parameter sets in one pass over `x`: the states
-/// advance side by side, so the loop over parameter sets vectorises. Each sum is exactly what
-/// [`sse`] gives for that set (the same operations in the same order).
+/// advance side by side, so the loop over parameter sets vectorises. Each sum is exactly the
+/// one [`run`] accumulates for that set (the same operations in the same order).
 fn sse_many(x: &[f64], ps: &[Params], clip: f64) -> Vec<f64> {
     let (mut level, mut trend): (Vec<f64>, Vec<f64>) = ps.iter().map(|p| init(x, *p)).unzip();
     let alpha: Vec<f64> = ps.iter().map(|p| p.alpha).collect();
@@ -276,8 +276,7 @@ const ERROR_CLIP_SIGMAS: f64 = 6.0;
 
 /// The clip for one-step errors on `x` (infinite where the moves have no spread).
 fn error_clip(x: &[f64]) -> f64 {
-    let mut moves: Vec<f64> = x.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
-    let clip = ERROR_CLIP_SIGMAS * 1.4826 * crate::stats::middle(&mut moves);
+    let clip = ERROR_CLIP_SIGMAS * 1.4826 * crate::stats::middle_move(x);
     if clip.is_finite() && clip > 0.0 { clip } else { f64::INFINITY }
 }
 
