@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::source::RawSeries;
+use crate::stats::quantile;
 
 /// Gaps up to this many steps are interpolated linearly (a missed scrape or two); longer ones
 /// stay missing: models work around them and plots show them.
@@ -41,18 +42,6 @@ impl Aggregate {
             Aggregate::P99 => quantile(vals, 0.99),
         }
     }
-}
-
-/// Linear-interpolated quantile (type 7, as numpy and PromQL's quantile_over_time).
-pub fn quantile(vals: &mut [f64], q: f64) -> f64 {
-    if vals.is_empty() {
-        return f64::NAN;
-    }
-    vals.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (vals.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    vals[lo] + (vals[hi] - vals[lo]) * (pos - lo as f64)
 }
 
 /// A resource's series on a regular grid. `values[i]` summarises the step ending at

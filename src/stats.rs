@@ -119,6 +119,25 @@ pub fn test_noise(i: usize) -> f64 {
     SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5
 }
 
+/// Linear-interpolated quantile (type 7, as numpy and PromQL's quantile_over_time; NaN when
+/// empty), in linear time: the two order statistics around the position are selected, not
+/// sorted for. Reorders `vals`.
+pub fn quantile(vals: &mut [f64], q: f64) -> f64 {
+    if vals.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (vals.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let (_, at, above) = vals.select_nth_unstable_by(lo, f64::total_cmp);
+    let low = *at;
+    if pos == lo as f64 {
+        return low;
+    }
+    // The next order statistic is the smallest value above the selected one.
+    let high = above.iter().copied().min_by(f64::total_cmp).unwrap_or(low);
+    low + (high - low) * (pos - lo as f64)
+}
+
 /// The middle value of `v` (the upper one of an even count; NaN when empty), in linear time;
 /// reorders `v`.
 pub fn middle(v: &mut [f64]) -> f64 {
@@ -150,6 +169,29 @@ pub fn finite_rms(v: impl IntoIterator<Item = f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn quantile_by_selection_equals_quantile_of_the_sorted_values(
+            v in proptest::collection::vec(-1e6f64..1e6, 1..200),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let pos = q * (sorted.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let want = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
+            proptest::prop_assert_eq!(quantile(&mut v.clone(), q).to_bits(), want.to_bits());
+        }
+    }
+
+    #[test]
+    fn quantile_interpolates_like_numpy() {
+        assert_eq!(quantile(&mut [4.0, 1.0, 3.0, 2.0], 0.5), 2.5);
+        assert_eq!(quantile(&mut [4.0, 1.0, 3.0, 2.0], 1.0), 4.0);
+        assert_eq!(quantile(&mut [5.0, 1.0, 3.0], 0.25), 2.0);
+        assert!(quantile(&mut [], 0.5).is_nan());
+    }
 
     #[test]
     fn normal_round_trip() {

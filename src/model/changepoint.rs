@@ -5,7 +5,7 @@
 //! or a parabola (so accelerating growth is not taken for a step), and the step is large
 //! against the block-to-block noise.
 
-use crate::series::quantile;
+use crate::stats::quantile;
 
 /// Blocks on each side of a shift, at least.
 const MIN_BLOCKS: usize = 7;

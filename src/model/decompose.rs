@@ -127,14 +127,14 @@ fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
     // Within each phase, deviations beyond OUTLIER_SIGMAS robust sd of that phase's
     // deviations (an incident's spike) are clipped, so one spike cannot bend its phase and,
     // through the centring, every other; a spike that recurs every cycle is the season.
+    // Weight by age in cycles; cycles weighing under 1e-4 are left out.
+    let weights: Vec<f64> =
+        std::iter::successors(Some(1.0), |w| Some(w * CYCLE_DECAY)).take_while(|w| *w >= 1e-4).collect();
+    let first = n.saturating_sub(weights.len() * p);
     let bounds: Vec<(f64, f64)> = (0..p)
         .map(|ph| {
-            let mut dev: Vec<f64> = (ph..n)
-                .step_by(p)
-                .filter(|t| CYCLE_DECAY.powi(((n - 1 - t) / p) as i32) >= 1e-4)
-                .map(|t| x[t] - trend[t])
-                .filter(|d| d.is_finite())
-                .collect();
+            let mut dev: Vec<f64> =
+                (ph..n).step_by(p).filter(|t| *t >= first).map(|t| x[t] - trend[t]).filter(|d| d.is_finite()).collect();
             let mid = middle(&mut dev);
             dev.iter_mut().for_each(|d| *d = (*d - mid).abs());
             let reach = OUTLIER_SIGMAS * 1.4826 * middle(&mut dev);
@@ -147,12 +147,8 @@ fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
         .collect();
     let mut sum = vec![0.0; p];
     let mut w = vec![0.0; p];
-    for t in 0..n {
-        let age = ((n - 1 - t) / p) as i32;
-        let wt = CYCLE_DECAY.powi(age);
-        if wt < 1e-4 {
-            continue;
-        }
+    for t in first..n {
+        let wt = weights[(n - 1 - t) / p];
         let (lo, hi) = bounds[t % p];
         sum[t % p] += wt * (x[t] - trend[t]).clamp(lo, hi);
         w[t % p] += wt;

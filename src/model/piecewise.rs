@@ -153,15 +153,17 @@ impl Basis {
         let mut trow = vec![0.0; nt];
         for &(i, y) in observed {
             self.trend_row(i, &mut trow);
+            // Hinges whose changepoint lies ahead are zero here (changepoints ascend).
+            let active = 2 + self.changepoints.partition_point(|cp| *cp < i as f64 / self.n as f64);
             let ph = i % cycle;
             count[ph] += 1.0;
             ysum[ph] += y;
             yty += y * y;
             let ts = &mut tsum[ph * nt..(ph + 1) * nt];
-            for a in 0..nt {
+            for a in 0..active {
                 ts[a] += trow[a];
                 xty[a] += trow[a] * y;
-                for b in a..nt {
+                for b in a..active {
                     tt[a * nt + b] += trow[a] * trow[b];
                 }
             }

@@ -12,8 +12,7 @@ use super::naive::{SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
 use super::{ErrorPaths, Forecast, Model, ModelError, observed, seasonal_periods};
-use crate::series::quantile;
-use crate::stats::finite_mean;
+use crate::stats::{finite_mean, quantile};
 
 /// Rolling origins per candidate (FORECASTING.md: 3 beat 1 and 2; 5 gained nothing).
 const ORIGINS: usize = 3;
