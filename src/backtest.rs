@@ -13,6 +13,7 @@ use crate::config::ResourceSettings;
 use crate::model::select::{FAMILIES, in_sample_scale};
 use crate::pipeline::{forecast_resource, prepare};
 use crate::report::markdown::escape;
+use crate::report::percent;
 use crate::source::RawSeries;
 use crate::time::rfc3339;
 
@@ -167,15 +168,6 @@ pub fn table(evaluations: &[(String, Evaluation)]) -> String {
             .to_string(),
     });
     s
-}
-
-/// A probability in whole percent, never rounded to a certainty it is not.
-fn percent(p: f64) -> String {
-    match p {
-        p if p > 0.0 && p < 0.005 => "<1 %".into(),
-        p if p < 1.0 && p > 0.995 => ">99 %".into(),
-        p => format!("{:.0} %", p * 100.0),
-    }
 }
 
 /// Brier score of `auto`'s breach probabilities against what happened.

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, threshold};
+use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::ResourceForecast;
 use crate::time::{day, format_duration, rfc3339};
@@ -101,7 +101,7 @@ impl Exporter for Page {
                 cross("soft"),
                 cross("hard"),
                 p_hard.unwrap_or(-1.0),
-                p_hard.map_or("–".into(), |p| format!("{:.0} %", p * 100.0)),
+                p_hard.map_or("–".into(), percent),
                 esc(&r.model),
                 mase.unwrap_or(f64::MAX),
                 mase.map_or("–".into(), |m| format!("{m:.2}")),
@@ -157,13 +157,13 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         let days = |t: Option<i64>| t.map_or("–".into(), |t| format!("{} ({:.1} d)", day(t), days_between(as_of, t)));
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.0} %</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&b.name),
             threshold(r, b.threshold),
             if b.already_breached { "already breached".into() } else { days(r.expected_at(b)) },
             if b.already_breached { "already breached".into() } else { days(r.earliest_at(b)) },
             r.act_by(b).map_or("–".into(), day),
-            b.probability * 100.0
+            percent(b.probability)
         );
     }
     h.push_str("</tbody>\n</table>\n");
@@ -175,14 +175,14 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
                 let gained = r.shift(b);
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} %</td></tr>",
+                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                     esc(name),
                     esc(&b.name),
                     threshold(r, b.threshold),
                     opt_day(at(b.expected_step)),
                     opt_day(at(b.earliest_step)),
                     gained,
-                    b.probability * 100.0
+                    percent(b.probability)
                 );
             }
         }

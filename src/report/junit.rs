@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc, level, threshold};
+use super::{Exporter, Report, escape_xml as esc, level, percent, threshold};
 use crate::breach::days_between;
 use crate::pipeline::ResourceForecast;
 use crate::time::{format_duration, rfc3339};
@@ -52,13 +52,13 @@ impl Exporter for Junit {
                         )
                     }
                     (e, Some(l)) => format!(
-                        "{} {}: earliest {} ({:.1} d), expected {}, probability {:.0} %",
+                        "{} {}: earliest {} ({:.1} d), expected {}, probability {}",
                         b.name,
                         threshold(r, b.threshold),
                         rfc3339(l),
                         days_between(run.as_of, l),
                         e.map_or("none within the horizon".into(), rfc3339),
-                        b.probability * 100.0
+                        percent(b.probability)
                     ),
                     _ => format!("{} {}: no crossing within the horizon", b.name, threshold(r, b.threshold)),
                 };
@@ -109,11 +109,11 @@ fn hard_alert(r: &ResourceForecast, as_of: i64) -> Option<String> {
             format!("hard threshold {} already breached", threshold(r, b.threshold))
         } else {
             format!(
-                "hard threshold {} may be reached by {} ({:.1} days, probability {:.0} %), within alert_within {}",
+                "hard threshold {} may be reached by {} ({:.1} days, probability {}), within alert_within {}",
                 threshold(r, b.threshold),
                 rfc3339(at),
                 days_between(as_of, at),
-                b.probability * 100.0,
+                percent(b.probability),
                 format_duration(r.settings.alert_within)
             )
         }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report, level, opt_day, threshold};
+use super::{Exporter, Report, level, opt_day, percent, threshold};
 use crate::breach::{Breach, days_between};
 use crate::pipeline::{ResourceForecast, RunResult};
 use crate::time::{day, rfc3339};
@@ -37,7 +37,7 @@ impl Exporter for Summary {
                 Some(b) if b.already_breached => "**already breached**".to_string(),
                 Some(b) => format!("{} / {}", opt_day(r.expected_at(b)), opt_day(r.earliest_at(b))),
             };
-            let p_hard = r.breach("hard").map_or("–".into(), |b| format!("{:.0} %", b.probability * 100.0));
+            let p_hard = r.breach("hard").map_or("–".into(), |b| percent(b.probability));
             let mase = r.backtest.as_ref().and_then(|b| b.mase).map_or("–".into(), |m| format!("{m:.2}"));
             let needed = match (r.capacity_needed, r.breaches.last().and_then(|b| r.act_by(b))) {
                 (Some(k), Some(by)) => format!("×{k:.2} by {}", day(by)),
@@ -91,13 +91,13 @@ pub fn whatif_table(run: &RunResult) -> String {
         for b in &r.breaches {
             let _ = write!(
                 s,
-                "\n| {} | baseline | {} {} | {} / {} | | {:.0} % |",
+                "\n| {} | baseline | {} {} | {} / {} | | {} |",
                 escape(&r.name),
                 escape(&b.name),
                 threshold(r, b.threshold),
                 opt_day(at(b.expected_step)),
                 opt_day(at(b.earliest_step)),
-                b.probability * 100.0
+                percent(b.probability)
             );
         }
         for (name, breaches) in &r.scenarios {
@@ -105,7 +105,7 @@ pub fn whatif_table(run: &RunResult) -> String {
                 let gained = r.shift(b);
                 let _ = write!(
                     s,
-                    "\n| {} | {} | {} {} | {} / {} | {} | {:.0} % |",
+                    "\n| {} | {} | {} {} | {} / {} | {} | {} |",
                     escape(&r.name),
                     escape(name),
                     escape(&b.name),
@@ -113,7 +113,7 @@ pub fn whatif_table(run: &RunResult) -> String {
                     opt_day(at(b.expected_step)),
                     opt_day(at(b.earliest_step)),
                     gained,
-                    b.probability * 100.0
+                    percent(b.probability)
                 );
             }
         }

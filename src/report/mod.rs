@@ -128,6 +128,15 @@ pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, S
 }
 
 /// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
+/// A probability in whole percent, never rounded to a certainty it is not ("<1 %", ">99 %").
+pub fn percent(p: f64) -> String {
+    match p {
+        p if p > 0.0 && p < 0.005 => "<1 %".into(),
+        p if p < 1.0 && p > 0.995 => ">99 %".into(),
+        p => format!("{:.0} %", p * 100.0),
+    }
+}
+
 pub fn fmt_value(v: f64) -> String {
     if !v.is_finite() {
         "–".into()

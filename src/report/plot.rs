@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use resvg::{tiny_skia, usvg};
 
-use super::threshold;
+use super::{percent, threshold};
 use crate::config::EventKind;
 use crate::pipeline::{Detail, ResourceForecast};
 use crate::time::day;
@@ -384,12 +384,12 @@ fn draw<DB: DrawingBackend>(
         .map(|b| match (r.expected_at(b), r.earliest_at(b)) {
             _ if b.already_breached => format!("{} {}: already breached", b.name, threshold(r, b.threshold)),
             (e, Some(l)) => format!(
-                "{} {}: earliest {}, expected {}, p = {:.0} %",
+                "{} {}: earliest {}, expected {}, p = {}",
                 b.name,
                 threshold(r, b.threshold),
                 day(l),
                 e.map_or("none".into(), day),
-                b.probability * 100.0
+                percent(b.probability)
             ),
             _ => format!("{} {}: no crossing by {}", b.name, threshold(r, b.threshold), day(x1)),
         })
