@@ -130,10 +130,10 @@ pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, S
 /// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
 /// A probability in whole percent, never rounded to a certainty it is not ("<1 %", ">99 %").
 pub fn percent(p: f64) -> String {
-    match p {
-        p if p > 0.0 && p < 0.005 => "<1 %".into(),
-        p if p < 1.0 && p > 0.995 => ">99 %".into(),
-        p => format!("{:.0} %", p * 100.0),
+    match format!("{:.0}", p * 100.0) {
+        s if s == "0" && p > 0.0 => "<1 %".into(),
+        s if s == "100" && p < 1.0 => ">99 %".into(),
+        s => format!("{s} %"),
     }
 }
 
@@ -275,6 +275,14 @@ pub(crate) mod testdata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probabilities_are_not_rounded_to_certainty() {
+        // 0.005 rounds (half to even) to "0", 0.995 to "100": neither is a certainty.
+        let shown: Vec<String> =
+            [0.0, 0.003, 0.005, 0.006, 0.5, 0.994, 0.995, 0.996, 1.0].into_iter().map(percent).collect();
+        assert_eq!(shown, ["0 %", "<1 %", "<1 %", "1 %", "50 %", "99 %", ">99 %", ">99 %", "100 %"]);
+    }
 
     #[test]
     fn slugs_are_safe_and_distinct() {
