@@ -74,7 +74,7 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
         // A yearly cycle, once the history holds a year before the latest backtest origin.
         let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
         if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400)) {
-            if n >= year + window + backtest_horizon(n, horizon, ORIGINS) {
+            if n >= year + window + Design::new(n, horizon, ORIGINS).h {
                 pool.push(Box::new(YearAgo { year, window, fill }));
             }
         }
@@ -108,21 +108,58 @@ pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Ve
     pool
 }
 
-/// Steps each backtest origin forecasts: the horizon, or less where the history cannot hold
-/// `count` of them plus something to fit on.
-fn backtest_horizon(n: usize, horizon: usize, count: usize) -> usize {
-    horizon.min(n / (count + 1)).max(1)
+/// Rolling origins inside a history, latest first, each forecasting `h` steps.
+struct Design {
+    origins: Vec<usize>,
+    h: usize,
 }
 
-/// Up to `count` rolling origins `h` steps apart, latest first, each with something to fit on.
-fn rolling_origins(n: usize, h: usize, count: usize) -> Vec<usize> {
-    (1..=count).filter_map(|k| n.checked_sub(k * h)).filter(|o| *o >= 3).collect()
+impl Design {
+    /// Up to `count` origins `h` steps apart, each with something to fit on; `h` is the
+    /// horizon, or less where the history cannot hold `count` of them plus something to fit on.
+    fn new(n: usize, horizon: usize, count: usize) -> Self {
+        let h = horizon.min(n / (count + 1)).max(1);
+        let origins = (1..=count).filter_map(|k| n.checked_sub(k * h)).filter(|o| *o >= 3).collect();
+        Design { origins, h }
+    }
 }
 
-/// A model's mean forecast of `h` steps from the first `o` values, kept within range; None
-/// where it cannot be fitted there.
-fn path_at(model: &dyn Model, values: &[f64], o: usize, h: usize, level: f64, range: Range) -> Option<Vec<f64>> {
-    Some(range.clamp_path(model.fit(&values[..o]).ok()?.predict(h, level).mean))
+/// What every backtest fit of one series shares: the history, the range paths are kept in
+/// and the interval level.
+struct Backtester<'a> {
+    values: &'a [f64],
+    range: Range,
+    level: f64,
+}
+
+impl Backtester<'_> {
+    /// A model's mean forecast of `h` steps from the first `o` values, kept within range; None
+    /// where it cannot be fitted there.
+    fn path(&self, model: &dyn Model, o: usize, h: usize) -> Option<Vec<f64>> {
+        Some(self.range.clamp_path(model.fit(&self.values[..o]).ok()?.predict(h, self.level).mean))
+    }
+
+    /// Mean absolute error over every origin with a forecast; infinite when there is none.
+    fn score(&self, preds: &[Option<Vec<f64>>], d: &Design) -> f64 {
+        let per_origin: Vec<f64> = preds
+            .iter()
+            .zip(&d.origins)
+            .filter_map(|(p, &o)| {
+                let p = p.as_ref()?;
+                finite_mean((0..d.h).map(|h| (self.values[o + h] - p[h]).abs()))
+            })
+            .collect();
+        finite_mean(per_origin).unwrap_or(f64::INFINITY)
+    }
+
+    /// Signed errors (actual - forecast) per origin and step; NaN where unknown.
+    fn errors(&self, preds: &[Option<Vec<f64>>], d: &Design) -> Vec<Vec<f64>> {
+        preds
+            .iter()
+            .zip(&d.origins)
+            .filter_map(|(p, &o)| p.as_ref().map(|p| (0..d.h).map(|h| self.values[o + h] - p[h]).collect()))
+            .collect()
+    }
 }
 
 /// A scored candidate: a base model or a combination of base models (by index).
@@ -154,22 +191,20 @@ pub fn forecast(
         return Err(ModelError::TooShort { model: family.to_string(), needed, have });
     }
     let range = Range::of(values, bounded);
-    let hb = backtest_horizon(n, horizon, ORIGINS);
-    let origins = rolling_origins(n, hb, ORIGINS);
+    let bt = Backtester { values, range, level };
+    let design = Design::new(n, horizon, ORIGINS);
 
     // Backtest every base model at every origin.
     let mut scored: Vec<Scored> = pool
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let preds = origins.iter().map(|&o| path_at(m.as_ref(), values, o, hb, level, range)).collect();
-            Scored { name: m.name(), members: vec![i], median: false, preds, mae: f64::INFINITY }
+            let preds: Vec<_> = design.origins.iter().map(|&o| bt.path(m.as_ref(), o, design.h)).collect();
+            let mae = bt.score(&preds, &design);
+            Scored { name: m.name(), members: vec![i], median: false, preds, mae }
         })
         .collect();
-    for s in &mut scored {
-        s.mae = score(&s.preds, values, &origins, hb);
-    }
-    add_combinations(&mut scored, values, &origins, hb);
+    add_combinations(&mut scored, &bt, &design);
 
     // Best first; ties keep pool order (simpler models come first).
     let mut order: Vec<usize> = (0..scored.len()).filter(|&i| scored[i].mae.is_finite()).collect();
@@ -192,7 +227,7 @@ pub fn forecast(
         let own: Vec<Forecast> = fits.iter().map(|f| f.predict(horizon, level)).collect();
         let mean = range.clamp_path(combine(&own.iter().map(|f| f.mean.clone()).collect::<Vec<_>>(), cand.median));
         let fitted = combine(&fits.iter().map(|f| f.fitted()).collect::<Vec<_>>(), cand.median);
-        let errors = calibration_errors(cand, &pool, values, horizon, hb, &origins, range, level);
+        let errors = calibration_errors(cand, &pool, &bt, &design, horizon);
         let forecast = match calibrated(&mean, &errors, level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
             // No backtest: the model's own interval (a single base model here).
@@ -203,7 +238,7 @@ pub fn forecast(
             mae: cand.mae,
             mase: mase(cand.mae),
             origins: cand.preds.iter().filter(|p| p.is_some()).count(),
-            horizon: hb,
+            horizon: design.h,
             candidates: std::iter::once(i)
                 .chain(order.iter().copied().filter(|&j| j != i))
                 .filter(|&j| scored[j].mae.is_finite())
@@ -226,67 +261,37 @@ pub fn forecast(
 /// from more origins than selection needs (more error paths steady the quantiles; on the
 /// benchmark sets the interval score improved up to six). Forecasts at origins shared with
 /// the selection are reused; with no more origins than it had, its errors are returned.
-#[allow(clippy::too_many_arguments)]
 fn calibration_errors(
     cand: &Scored,
     pool: &[Box<dyn Model>],
-    values: &[f64],
+    bt: &Backtester,
+    selection: &Design,
     horizon: usize,
-    hb: usize,
-    origins: &[usize],
-    range: Range,
-    level: f64,
 ) -> Vec<Vec<f64>> {
-    let n = values.len();
-    let hc = backtest_horizon(n, horizon, CAL_ORIGINS);
-    let cal = rolling_origins(n, hc, CAL_ORIGINS);
-    if cal.len() <= origins.len() {
-        return errors(&cand.preds, values, origins, hb);
+    let cal = Design::new(bt.values.len(), horizon, CAL_ORIGINS);
+    if cal.origins.len() <= selection.origins.len() {
+        return bt.errors(&cand.preds, selection);
     }
     let preds: Vec<Option<Vec<f64>>> = cal
+        .origins
         .iter()
         .map(|&o| {
-            if hc == hb {
-                if let Some(k) = origins.iter().position(|x| *x == o) {
+            if cal.h == selection.h {
+                if let Some(k) = selection.origins.iter().position(|x| *x == o) {
                     return cand.preds[k].clone();
                 }
             }
-            let paths: Vec<Vec<f64>> = cand
-                .members
-                .iter()
-                .map(|&m| path_at(pool[m].as_ref(), values, o, hc, level, range))
-                .collect::<Option<_>>()?;
+            let paths: Vec<Vec<f64>> =
+                cand.members.iter().map(|&m| bt.path(pool[m].as_ref(), o, cal.h)).collect::<Option<_>>()?;
             Some(combine(&paths, cand.median))
         })
         .collect();
-    errors(&preds, values, &cal, hc)
-}
-
-/// Mean absolute error over every origin with a forecast; infinite when there is none.
-fn score(preds: &[Option<Vec<f64>>], values: &[f64], origins: &[usize], hb: usize) -> f64 {
-    let per_origin: Vec<f64> = preds
-        .iter()
-        .zip(origins)
-        .filter_map(|(p, &o)| {
-            let p = p.as_ref()?;
-            finite_mean((0..hb).map(|h| (values[o + h] - p[h]).abs()))
-        })
-        .collect();
-    finite_mean(per_origin).unwrap_or(f64::INFINITY)
-}
-
-/// Signed backtest errors (actual - forecast) per origin and step; NaN where unknown.
-fn errors(preds: &[Option<Vec<f64>>], values: &[f64], origins: &[usize], hb: usize) -> Vec<Vec<f64>> {
-    preds
-        .iter()
-        .zip(origins)
-        .filter_map(|(p, &o)| p.as_ref().map(|p| (0..hb).map(|h| values[o + h] - p[h]).collect()))
-        .collect()
+    bt.errors(&preds, &cal)
 }
 
 /// Adds pairwise means and the median of the best base models as candidates (scored from
 /// their backtest forecasts; only models with forecasts at every origin take part).
-fn add_combinations(scored: &mut Vec<Scored>, values: &[f64], origins: &[usize], hb: usize) {
+fn add_combinations(scored: &mut Vec<Scored>, bt: &Backtester, design: &Design) {
     let mut best: Vec<usize> = (0..scored.len())
         .filter(|&i| scored[i].mae.is_finite() && scored[i].preds.iter().all(Option::is_some))
         .collect();
@@ -302,7 +307,7 @@ fn add_combinations(scored: &mut Vec<Scored>, values: &[f64], origins: &[usize],
         combos.push((best.clone(), true));
     }
     for (members, median) in combos {
-        let preds: Vec<Option<Vec<f64>>> = (0..origins.len())
+        let preds: Vec<Option<Vec<f64>>> = (0..design.origins.len())
             .map(|k| {
                 let paths: Vec<Vec<f64>> =
                     members.iter().map(|&m| scored[m].preds[k].clone()).collect::<Option<_>>()?;
@@ -311,7 +316,7 @@ fn add_combinations(scored: &mut Vec<Scored>, values: &[f64], origins: &[usize],
             .collect();
         let names: Vec<&str> = members.iter().map(|&m| scored[m].name.as_str()).collect();
         let name = if median { format!("median({})", names.join(", ")) } else { format!("mean({})", names.join(", ")) };
-        let mae = score(&preds, values, origins, hb);
+        let mae = bt.score(&preds, design);
         scored.push(Scored {
             name,
             members: members.iter().flat_map(|&m| scored[m].members.clone()).collect(),
