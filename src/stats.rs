@@ -151,8 +151,12 @@ pub fn middle(v: &mut [f64]) -> f64 {
 /// The middle absolute step-to-step move of `values` (gaps skipped; NaN with no move): the
 /// robust scale behind outlier clips and noise estimates.
 pub fn middle_move(values: &[f64]) -> f64 {
-    let mut moves: Vec<f64> = values.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
-    middle(&mut moves)
+    middle(&mut moves(values))
+}
+
+/// The absolute step-to-step moves of `values`, gaps skipped.
+pub fn moves(values: &[f64]) -> Vec<f64> {
+    values.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect()
 }
 
 /// Mean of the finite values, or None.

@@ -5,7 +5,7 @@
 //! or a parabola (so accelerating growth is not taken for a step), and the step is large
 //! against the block-to-block noise.
 
-use crate::stats::quantile;
+use crate::stats::{middle_move, moves, quantile};
 
 /// Blocks on each side of a shift, at least.
 const MIN_BLOCKS: usize = 7;
@@ -85,11 +85,11 @@ fn recent_shift_at(values: &[f64], at: usize, before: &[f64], block: usize, shor
         return false;
     }
     let Some(step) = regime_change(values, at, block).map(|r| r.size) else { return false };
-    let mut moves: Vec<f64> = before.windows(2).map(|w| (w[1] - w[0]).abs()).filter(|d| d.is_finite()).collect();
+    let mut moves = moves(before);
     if moves.is_empty() {
         return false;
     }
-    let noise = (quantile(&mut moves, 0.5) / 0.6745 / std::f64::consts::SQRT_2).max(1e-12);
+    let noise = noise_sd(quantile(&mut moves, 0.5));
     let jump = (at.saturating_sub(3)..=at)
         .filter(|&j| j >= 1)
         .map(|j| (values[j] - values[j - 1]).abs())
@@ -182,8 +182,14 @@ enum Third {
 /// differences, so trends and shifts barely count).
 fn block_noise(means: &[(usize, f64)]) -> Option<f64> {
     let values: Vec<f64> = means.iter().map(|m| m.1).collect();
-    let mad = crate::stats::middle_move(&values);
-    mad.is_finite().then(|| (mad / 0.6745 / std::f64::consts::SQRT_2).max(1e-12))
+    let mad = middle_move(&values);
+    mad.is_finite().then(|| noise_sd(mad))
+}
+
+/// The noise standard deviation of a series whose median absolute step-to-step move is
+/// `median_move` (a move is the difference of two noisy values: sqrt(2) noise sd).
+fn noise_sd(median_move: f64) -> f64 {
+    (median_move / 0.6745 / std::f64::consts::SQRT_2).max(1e-12)
 }
 
 /// Least squares of the block means on [1, x, third] via the normal equations (x scaled to

@@ -141,15 +141,8 @@ impl Backtester<'_> {
 
     /// Mean absolute error over every origin with a forecast; infinite when there is none.
     fn score(&self, preds: &[Option<Vec<f64>>], d: &Design) -> f64 {
-        let per_origin: Vec<f64> = preds
-            .iter()
-            .zip(&d.origins)
-            .filter_map(|(p, &o)| {
-                let p = p.as_ref()?;
-                finite_mean((0..d.h).map(|h| (self.values[o + h] - p[h]).abs()))
-            })
-            .collect();
-        finite_mean(per_origin).unwrap_or(f64::INFINITY)
+        let errors = self.errors(preds, d);
+        finite_mean(errors.iter().filter_map(|e| finite_mean(e.iter().map(|x| x.abs())))).unwrap_or(f64::INFINITY)
     }
 
     /// Signed errors (actual - forecast) per origin and step; NaN where unknown.
