@@ -126,7 +126,7 @@ pub enum SourceConfig {
         column: Option<String>,
     },
     /// A Prometheus-compatible HTTP API: Prometheus, Thanos, Mimir, VictoriaMetrics.
-    Prometheus(PrometheusConfig),
+    Prometheus(Box<PrometheusConfig>),
 }
 
 /// Connection settings of a Prometheus-compatible source. Secrets are named by environment
@@ -139,6 +139,9 @@ pub struct PrometheusConfig {
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Header name -> environment variable holding its value (API keys and the like).
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
     /// PEM file with extra CA certificates, relative to the config file.
     pub ca_file: Option<String>,
     #[serde(default)]
@@ -151,6 +154,8 @@ pub struct PrometheusConfig {
     pub concurrency: Option<usize>,
     /// Points per series per request (default 11000, Prometheus' limit; VictoriaMetrics: 30000).
     pub max_points_per_request: Option<usize>,
+    /// Series one query may return before it is an error (default 10000).
+    pub max_series: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -513,6 +518,9 @@ impl PrometheusConfig {
         if self.concurrency == Some(0) {
             return Err("concurrency must be at least 1".into());
         }
+        if self.max_series == Some(0) {
+            return Err("max_series must be at least 1".into());
+        }
         if self.max_points_per_request.is_some_and(|m| m < 2) {
             return Err("max_points_per_request must be at least 2".into());
         }
@@ -535,7 +543,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
     let file: ConfigFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let line =
+            e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
         let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
         match line {
             Some(l) => ConfigError(format!("{shown}:{l}: {msg}")),
@@ -659,6 +668,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     fn parse_str(t: &str) -> Result<Config, ConfigError> {
         parse(t, Path::new("conf/h.toml"))
@@ -784,5 +795,55 @@ mod tests {
         assert!(e.contains("url must start with http"), "{e}");
         let ok = parse_str(&format!("{prom}query = 'up'\n")).unwrap();
         assert_eq!(ok.resources[0].query.as_deref(), Some("up"));
+    }
+    /// Config text that must give a config or one error line naming the file, never a panic.
+    fn survives(text: &str) -> Result<(), TestCaseError> {
+        if let Err(e) = parse_str(text) {
+            prop_assert!(e.0.starts_with("conf/h.toml"), "{}", e.0);
+            prop_assert!(!e.0.contains('\n'), "one line: {}", e.0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn deeply_nested_toml_is_an_error_not_a_crash() {
+        for (open, close) in [("[", "]"), ("{a=", "}")] {
+            let text = format!("x = {}1{}\n", open.repeat(100_000), close.repeat(100_000));
+            assert!(parse_str(&text).is_err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_never_panics(text in "\\PC{0,300}") {
+            survives(&text)?;
+        }
+
+        #[test]
+        fn cut_and_mangled_configs_never_panic(
+            cut in 0.0f64..1.0,
+            at in 0.0f64..1.0,
+            junk in proptest::sample::select(vec![
+                "=", "[[", "]]", "\"", "'''", "\\u0000", "1e99999", "99999999999999999999999", "-0", "nan", "inf",
+                "{", "}", "\u{feff}", "\u{1F600}", "\r\n", "#", "[sources.x]\nkind = \"prometheus\"\n",
+                "history = \"999999999999d\"\n", "horizon = \"-1d\"\n", "step = \"0s\"\n", "timeout = \"1e9h\"\n",
+                "max_series = 0\n", "url = \"http://u:p@h\"\n", "[[resources]]\nsource = \"nope\"\n",
+            ]),
+        ) {
+            let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/headroom.toml")).unwrap();
+            let mut cut_at = (text.len() as f64 * cut) as usize;
+            while !text.is_char_boundary(cut_at) {
+                cut_at -= 1;
+            }
+            let mut t = text[..cut_at].to_string();
+            let mut at = (t.len() as f64 * at) as usize;
+            while !t.is_char_boundary(at) {
+                at -= 1;
+            }
+            t.insert_str(at, junk);
+            survives(&t)?;
+        }
     }
 }

@@ -550,6 +550,8 @@ fn pull_key(i: usize, config: &Config, entry: &ResourceEntry) -> PullKey {
 fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: bool) -> BTreeMap<PullKey, Pulled> {
     let mut clients: BTreeMap<&str, Result<Prometheus, SourceError>> = BTreeMap::new();
     let mut pulled = BTreeMap::new();
+    // Entries not run because their source went down: (source, entry names or queries).
+    let mut skipped: BTreeMap<&str, (PullKey, Vec<String>)> = BTreeMap::new();
     for (i, entry) in config.resources.iter().enumerate() {
         let key = pull_key(i, config, entry);
         if pulled.contains_key(&key) {
@@ -576,6 +578,14 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: bool
                     .entry(entry.source.as_str())
                     .or_insert_with(|| Prometheus::connect(&entry.source, cfg, &config.base));
                 match client {
+                    Ok(c) if c.is_down() => {
+                        let what = entry
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| format!("`{}`", entry.query.as_deref().unwrap_or_default()));
+                        skipped.entry(entry.source.as_str()).or_insert_with(|| (key.clone(), vec![])).1.push(what);
+                        Pulled::default()
+                    }
                     Ok(c) => {
                         let step = entry.settings.step.unwrap_or(3600);
                         let now = as_of.unwrap_or_else(|| chrono::Utc::now().timestamp());
@@ -603,6 +613,25 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: bool
             }
         };
         pulled.insert(key, p);
+    }
+    for (source, (key, entries)) in skipped {
+        let Some(Ok(c)) = clients.get(source) else { continue };
+        let mut named = entries.clone();
+        named.truncate(5);
+        let more = if entries.len() > named.len() {
+            format!(" and {} more", entries.len() - named.len())
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "source {source}: {} queries not run ({}{more}): taken for down after {}",
+            entries.len(),
+            named.join(", "),
+            c.down_reason()
+        );
+        if let Some(p) = pulled.get_mut(&key) {
+            p.errors.push(SourceError::file(c.redact(&message)));
+        }
     }
     pulled
 }

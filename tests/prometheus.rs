@@ -12,9 +12,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use assert_cmd::Command;
 use common::tool;
+use proxy::Fault;
 use serde_json::Value;
 
 /// The fixture ends here: 2026-11-01T00:00:00Z; a year of hourly samples before it.
@@ -190,8 +193,26 @@ const DEFAULTS: &str = "[defaults]\nbounded = true\nhorizon = \"30d\"\naggregate
 
 struct Run {
     code: i32,
+    stdout: String,
     stderr: String,
     json: Value,
+    summary: String,
+    /// Every file written under `--out`, read as text, with its path.
+    files: Vec<(String, String)>,
+}
+
+/// The files under `dir`, recursively, as (path, lossy text).
+fn files_under(dir: &Path) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push((p.display().to_string(), String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned()));
+        }
+    }
+    out
 }
 
 fn run(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Run {
@@ -211,7 +232,14 @@ fn run(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Run {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
-    Run { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).into_owned(), json }
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        json,
+        summary: std::fs::read_to_string(out.join("summary.md")).unwrap_or_default(),
+        files: files_under(&out),
+    }
 }
 
 fn forecasts(v: &Value) -> Vec<(String, Vec<f64>)> {
@@ -384,6 +412,183 @@ fn one_error_naming(r: &Run, want: &str) {
     let names: Vec<&str> =
         r.json["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["db/disk"], "the other resource is still forecast");
+    assert!(r.summary.contains("db/disk"), "the other resource is in summary.md");
+}
+
+/// No secret in any form on the terminal or in any file the run wrote.
+fn no_secret_anywhere(r: &Run, secrets: &[&str]) {
+    assert!(!r.files.is_empty(), "the run wrote its reports");
+    for secret in secrets {
+        assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret), "{secret} leaked to the terminal");
+        for (path, text) in &r.files {
+            assert!(!text.contains(secret), "{secret} leaked into {path}");
+        }
+    }
+}
+
+#[test]
+fn echoed_secrets_are_masked_in_every_output() {
+    let Some(prom) = prometheus() else { return };
+    // A gateway's 401 echoing the request's headers: a bearer token and an API key header.
+    let echo = proxy::start(&prom.url, Fault::EchoHeaders401);
+    let extra = "bearer_token_env = \"HR_TOKEN\"\nheaders_env = { \"X-Api-Key\" = \"HR_KEY\" }\n";
+    let envs = [("HR_TOKEN", "tok-3f9a8b7c6d5e4f"), ("HR_KEY", "key/0a1b+2c3d=")];
+    let r = fault_run(&echo.url, extra, &envs);
+    one_error_naming(&r, "HTTP 401");
+    assert!(r.stderr.contains("[redacted]"), "the echo reached the message, masked: {}", r.stderr);
+    no_secret_anywhere(&r, &["tok-3f9a8b7c6d5e4f", "key/0a1b+2c3d=", "key%2F0a1b"]);
+    assert_eq!(echo.requests(), 1, "4xx is not retried");
+
+    // URL userinfo: the client sends it as Basic credentials, which the gateway echoes.
+    let url = echo.url.replace("http://", "http://planner:pw%40url-s3cret@");
+    let r = fault_run(&url, "", &[]);
+    one_error_naming(&r, "HTTP 401 from http://127.0.0.1");
+    no_secret_anywhere(&r, &["pw%40url-s3cret", "pw@url-s3cret", "cGxhbm5lcjpwd0B1cmwtczNjcmV0"]);
+
+    // A hostile server puts the Authorization header into a label the resource is named by.
+    let hostile = proxy::start(&prom.url, Fault::EchoIntoLabels);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = server_config(&hostile.url, "basic_auth = { user = \"planner\", password_env = \"HR_PW\" }\n")
+        .replace("name = \"{type}/{component}\"", "name = \"{type}/{component}/{echo}\"");
+    let r = run(dir.path(), &cfg, &[("HR_PW", "hunter2-pw-9")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["resources"].as_array().unwrap().len(), 4, "every series still forecast");
+    assert!(r.summary.contains("web/cpu/Basic [redacted]"), "{}", r.summary);
+    no_secret_anywhere(&r, &["hunter2-pw-9", "cGxhbm5lcjpodW50ZXIyLXB3LTk="]);
+}
+
+#[test]
+fn a_stalled_body_is_bounded_by_the_timeout() {
+    let Some(prom) = prometheus() else { return };
+    let stall = proxy::start(&prom.url, Fault::StallBody);
+    let started = Instant::now();
+    let r = fault_run(&stall.url, "timeout = \"2s\"\nretries = 1\n", &[]);
+    let took = started.elapsed();
+    one_error_naming(&r, "timed out after 2s: no complete answer from");
+    assert!(r.stderr.contains("(after 2 attempts)"), "{}", r.stderr);
+    assert_eq!(stall.requests(), 2);
+    // Two attempts of 2 s and a 0.25 s backoff, plus the file resource's fit; an unbounded
+    // body read would wait out the proxy's 30 s hold.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn cut_and_broken_answers() {
+    let Some(prom) = prometheus() else { return };
+    // Cut without Content-Length, once: retried, and the resource is forecast.
+    let once = proxy::start(&prom.url, Fault::Truncate(1));
+    let r = fault_run(&once.url, "retries = 2\n", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(once.requests(), 2, "the cut answer was retried");
+    assert_eq!(r.json["resources"].as_array().unwrap().len(), 2);
+    // Cut every time: one line saying so, after every attempt.
+    let always = proxy::start(&prom.url, Fault::Truncate(usize::MAX));
+    let r = fault_run(&always.url, "retries = 2\n", &[]);
+    one_error_naming(&r, "was cut off (the JSON ends early, after ");
+    assert!(r.stderr.contains("(after 3 attempts)"), "{}", r.stderr);
+    assert_eq!(always.requests(), 3);
+    // Complete but not JSON: where it broke, not retried.
+    let broken = proxy::start(&prom.url, Fault::Malformed);
+    let r = fault_run(&broken.url, "retries = 2\n", &[]);
+    one_error_naming(&r, "not valid JSON at line 1 column ");
+    assert_eq!(broken.requests(), 1);
+    // An instant vector from a rewritten path: one line that says what came back.
+    let instant = proxy::start(&prom.url, Fault::Instant);
+    let r = fault_run(&instant.url, "", &[]);
+    one_error_naming(&r, "the server answered with an instant vector (resultType `vector`) where a range matrix");
+    assert_eq!(instant.requests(), 1);
+}
+
+/// Twelve resource entries on `url`, a healthy Prometheus source and a file beside it.
+fn fleet_on(url: &str, live: &str) -> String {
+    let mut cfg = format!(
+        "{DEFAULTS}[sources.f]\nkind = \"files\"\npath = \"fleet.csv\"\n[[resources]]\nsource = \"f\"\nname = \"db/disk\"\n\
+         [sources.dead]\nkind = \"prometheus\"\nurl = \"{url}\"\ntimeout = \"1s\"\n\
+         [sources.live]\nkind = \"prometheus\"\nurl = \"{live}\"\n\
+         [[resources]]\nsource = \"live\"\nquery = 'saturation_ratio'\nname = \"live/{{type}}/{{component}}\"\n"
+    );
+    for i in 0..12 {
+        cfg.push_str(&format!(
+            "[[resources]]\nsource = \"dead\"\nname = \"remote{i}\"\nquery = 'max(saturation_ratio)'\n"
+        ));
+    }
+    cfg
+}
+
+#[test]
+fn a_dead_source_trips_its_breaker_and_the_others_go_on() {
+    let Some(prom) = prometheus() else { return };
+    let hung = proxy::start(&prom.url, Fault::Hang);
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    for (url, why) in [(hung.url.as_str(), "timed out after 1s"), (refused.as_str(), "cannot connect to")] {
+        let dir = tempfile::tempdir().unwrap();
+        csv_fixture(dir.path());
+        let started = Instant::now();
+        let r = run(dir.path(), &fleet_on(url, &prom.url), &[]);
+        let took = started.elapsed();
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 2, "{}", r.stderr);
+        let (first, breaker) = match errors[0].contains("queries not run") {
+            true => (errors[1], errors[0]),
+            false => (errors[0], errors[1]),
+        };
+        assert!(
+            first.contains("resource remote0: source dead")
+                && first.contains(why)
+                && first.contains("(after 4 attempts); the source's remaining queries are not run"),
+            "{first}"
+        );
+        assert!(
+            breaker.contains("source dead: 11 queries not run (remote1, remote2, remote3, remote4, remote5 and 6 more): taken for down after 4 attempts in a row timed out or found no server"),
+            "{breaker}"
+        );
+        // Four attempts of at most 1 s and 1.75 s of backoff, not 12 x 4 timeouts.
+        assert!(took < Duration::from_secs(20), "took {took:?}");
+        let mut names: Vec<&str> =
+            r.json["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["db/disk", "live/api/cpu", "live/db/disk", "live/web/cpu", "live/web/memory"]);
+        assert!(r.summary.contains("live/web/cpu") && r.summary.contains("db/disk"));
+    }
+    assert_eq!(hung.requests(), 4, "no query after the breaker opened");
+}
+
+#[test]
+fn messages_point_at_what_the_user_wrote() {
+    let Some(prom) = prometheus() else { return };
+    // The server parses `quantile_over_time(0.95, (sum(saturation_ratio)[1h:1m])`; the
+    // position names the end of what the user wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(&prom.url, "").replace("aggregate = \"last\"", "aggregate = \"p95\"");
+    cfg.push_str("[[resources]]\nsource = \"prom\"\nname = \"broken\"\nquery = 'sum(saturation_ratio'\n");
+    cfg.push_str("[[resources]]\nsource = \"prom\"\nname = \"regex\"\nquery = 'max(saturation_ratio{type=~\"(\"})'\n");
+    let r = run(dir.path(), &cfg, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("query `sum(saturation_ratio`: HTTP 400 from"), "{}", r.stderr);
+    assert!(r.stderr.contains("bad_data: 1:21: parse error: unclosed left parenthesis"), "{}", r.stderr);
+    assert!(r.stderr.contains("bad_data: 1:22: parse error: error parsing regexp"), "{}", r.stderr);
+    assert_eq!(r.json["resources"].as_array().unwrap().len(), 4);
+
+    // A gateway's HTML page: its title, on one short line, retried as a 5xx.
+    let page = proxy::start(&prom.url, Fault::HtmlPage(502));
+    let r = fault_run(&page.url, "retries = 1\n", &[]);
+    one_error_naming(&r, ": HTTP 502 from http://127.0.0.1");
+    let line = r.stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(line.ends_with(": 502 Bad Gateway (after 2 attempts)") && line.len() < 300, "{line}");
+
+    // More series than max_series: an error naming the query and the count.
+    let pass = proxy::start(&prom.url, Fault::Pass);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &server_config(&pass.url, "max_series = 3\n"), &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(
+        errors[0].contains("query `saturation_ratio`: returned 4 series, more than max_series = 3"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -398,7 +603,7 @@ fn server_down_timeout_and_error_statuses() {
     let (url, _) = stub(200, "", true);
     let started = Instant::now();
     let r = fault_run(&url, "timeout = \"1s\"\nretries = 0\n", &[]);
-    one_error_naming(&r, "no answer from");
+    one_error_naming(&r, "timed out after 1s: no complete answer from");
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // 503 with the server's own error: retried with backoff, then reported.

@@ -658,6 +658,8 @@ pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::TestCaseError;
 
     fn write(dir: &tempfile::TempDir, name: &str, body: &[u8]) -> PathBuf {
         let p = dir.path().join(name);
@@ -797,5 +799,69 @@ mod tests {
     fn template_key_parsing() {
         assert_eq!(template_keys("{a}/{b}"), ["a", "b"]);
         assert!(template_keys("plain").is_empty());
+    }
+    /// A generated file, written and read back: it must give series or one error line
+    /// naming the file, never a panic.
+    fn survives(dir: &tempfile::TempDir, name: &str, body: &[u8]) -> Result<(), TestCaseError> {
+        let p = write(dir, name, body);
+        let opts = FileOptions { column: None, name_template: None, defer_above: None };
+        if let Err(e) = read_file(&p, &opts) {
+            prop_assert!(e.message.starts_with(&p.display().to_string()), "{}", e.message);
+            prop_assert!(!e.message.contains('\n'), "one line: {}", e.message);
+        }
+        Ok(())
+    }
+
+    fn valid_csv(rows: usize) -> String {
+        let mut s = String::from("timestamp,value\n");
+        for i in 0..rows {
+            s.push_str(&format!("2026-01-01T{:02}:00:00Z,{}\n", i % 24, i as f64 * 0.01));
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 1..600)) {
+            let d = tempfile::tempdir().unwrap();
+            survives(&d, "x.csv", &body)?;
+            survives(&d, "x.parquet", &body)?;
+        }
+
+        #[test]
+        fn cut_and_mangled_csv_never_panics(
+            cut in 1usize..400,
+            at in 0usize..400,
+            junk in proptest::sample::select(vec![
+                "1e999", "-1e308", "99999999999999999999999", "NaN", "\u{feff}", "\0", "\u{fffd}", ",,,,",
+                "\"unterminated", "\r", "2026-13-45T99:99:99Z", "\u{1F600}", ";", "\t", "timestamp,value\n",
+            ]),
+        ) {
+            let text = valid_csv(20);
+            let mut bytes = text.as_bytes()[..cut.min(text.len())].to_vec();
+            let at = at.min(bytes.len());
+            bytes.splice(at..at, junk.bytes());
+            let d = tempfile::tempdir().unwrap();
+            survives(&d, "x.csv", &bytes)?;
+            // Latin-1 and UTF-16 with a byte-order mark: encodings the reader does not take.
+            bytes.insert(at.min(bytes.len()), 0xe9);
+            survives(&d, "latin1.csv", &bytes)?;
+            let utf16: Vec<u8> = [0xff, 0xfe].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+            survives(&d, "utf16.csv", &utf16)?;
+        }
+
+        #[test]
+        fn cut_and_flipped_parquet_never_panics(cut in 0.0f64..1.0, flips in proptest::collection::vec((0.0f64..1.0, 1u8..=255), 0..6)) {
+            let good = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample/fleet.parquet")).unwrap();
+            let mut bytes = good[..((good.len() as f64 * cut) as usize).max(1)].to_vec();
+            for (pos, mask) in flips {
+                let i = ((bytes.len() - 1) as f64 * pos) as usize;
+                bytes[i] ^= mask;
+            }
+            let d = tempfile::tempdir().unwrap();
+            survives(&d, "x.parquet", &bytes)?;
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Where saturation series come from. Each source turns its input into [`RawSeries`]:
 //! named, unsorted, possibly duplicated points, exactly as read. `series` cleans them up.
 
+pub mod answer;
 pub mod file;
 pub mod prometheus;
+pub mod redact;
 
 /// One resource's points as read from a source, before any cleaning.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,20 +1,22 @@
 //! Prometheus-compatible sources (Prometheus, Thanos, Mimir, VictoriaMetrics): `query_range`
 //! over the history at the resource's step, split into chunks under the server's point
-//! limit, fetched concurrently, stitched per series. Bounded retries with backoff for
-//! timeouts, connection errors and 5xx; none for 4xx. Secrets come from the environment and
-//! never appear in messages: errors name the source, the query and what the server said.
+//! limit, fetched concurrently, stitched per series. On faults: each attempt is bounded end to
+//! end by `timeout`; timeouts, refused connections, cut bodies and 5xx are retried with
+//! backoff, 4xx are not; after [`BREAKER_AFTER`] attempts in a row that timed out or found no
+//! server, the source's remaining queries are not run. Every message and name that leaves
+//! the source has its secrets masked ([`Redactor`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::blocking::Client;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
-use serde_json::Value;
+use reqwest::{Client, StatusCode};
 
+use super::answer::{self, Unreadable, clip};
+use super::redact::{Redactor, percent_decode};
 use super::{Pulled, RawSeries, SourceError};
 use crate::config::PrometheusConfig;
 use crate::series::Aggregate;
@@ -23,6 +25,17 @@ use crate::time::format_duration;
 /// Labels of one series.
 pub type Labels = BTreeMap<String, String>;
 
+/// Attempts in a row that timed out or found no server, after which a source is taken for
+/// down for the rest of the run: a dead server then costs a few timeouts, not every query's.
+pub const BREAKER_AFTER: u32 = 4;
+/// Series one query may return unless `max_series` says otherwise: far more than one
+/// resource entry names in practice, far fewer than would make an unreadable report.
+pub const MAX_SERIES: usize = 10_000;
+/// Longest query text shown in a message.
+const QUERY_SHOWN: usize = 200;
+/// Header names whose literal config values are credentials, masked like the environment's.
+const SENSITIVE_HEADERS: [&str; 6] = ["authorization", "cookie", "token", "key", "secret", "password"];
+
 /// A connected source, ready to query.
 pub struct Prometheus {
     name: String,
@@ -30,13 +43,53 @@ pub struct Prometheus {
     shown: String,
     url: String,
     client: Client,
+    /// Drives the client; `query_range`'s worker threads block on it.
+    runtime: tokio::runtime::Runtime,
+    timeout: Duration,
     retries: u32,
     concurrency: usize,
     max_points: usize,
+    max_series: usize,
+    redactor: Redactor,
+    /// Attempts in a row that timed out or found no server.
+    unreachable: AtomicU32,
+    down: AtomicBool,
+}
+
+/// A query as sent to the server and as the user wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query<'a> {
+    pub promql: String,
+    pub written: &'a str,
+    /// Where `written` starts in `promql` (server positions are moved back by this much).
+    pub offset: usize,
+}
+
+impl<'a> Query<'a> {
+    /// The query exactly as written.
+    pub fn plain(written: &'a str) -> Self {
+        Query { promql: written.to_string(), written, offset: 0 }
+    }
+}
+
+/// Why a chunk brought nothing back.
+enum Failure {
+    Failed(SourceError),
+    /// Not asked: the source is down.
+    Skipped,
 }
 
 /// What one chunk request brought back.
-type Chunk = Result<Vec<PromSeries>, SourceError>;
+type Chunk = Result<Vec<PromSeries>, Failure>;
+
+/// How one attempt ended.
+enum Attempt {
+    Answer(StatusCode, Vec<u8>),
+    TimedOut,
+    NoServer(String),
+    Cut(String),
+    Failed(String),
+}
 
 /// One series as the server returned it.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,9 +108,11 @@ impl Prometheus {
         let env = |var: &str, key: &str| {
             std::env::var(var).map_err(|_| fail(format!("environment variable {var} ({key}) is not set")))
         };
+        let mut redactor = Redactor::default();
         let mut headers = HeaderMap::new();
         if let Some(var) = &cfg.bearer_token_env {
             let token = env(var, "bearer_token_env")?;
+            redactor.add(&token);
             let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
                 .map_err(|_| fail(format!("the token in {var} is not a valid header value")))?;
             v.set_sensitive(true);
@@ -65,22 +120,38 @@ impl Prometheus {
         }
         if let Some(b) = &cfg.basic_auth {
             let password = env(&b.password_env, "basic_auth.password_env")?;
-            let mut v = HeaderValue::from_str(&format!("Basic {}", base64(&format!("{}:{}", b.user, password))))
+            let credentials = base64(&format!("{}:{}", b.user, password));
+            redactor.add(&password);
+            redactor.add(&credentials);
+            let mut v = HeaderValue::from_str(&format!("Basic {credentials}"))
                 .map_err(|_| fail("basic_auth credentials are not a valid header value".into()))?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
-        for (k, v) in &cfg.headers {
+        let from_env: Vec<(&String, String)> = cfg
+            .headers_env
+            .iter()
+            .map(|(k, var)| env(var, &format!("headers_env.{k}")).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?;
+        for (_, v) in &from_env {
+            redactor.add(v);
+        }
+        for (k, v) in cfg.headers.iter().map(|(k, v)| (k, v.clone())).chain(from_env) {
+            let lower = k.to_ascii_lowercase();
+            if SENSITIVE_HEADERS.iter().any(|s| lower.contains(s)) {
+                redactor.add(&v);
+            }
             let key = HeaderName::from_bytes(k.as_bytes()).map_err(|_| fail(format!("bad header name `{k}`")))?;
-            let val = HeaderValue::from_str(v).map_err(|_| fail(format!("bad value for header `{k}`")))?;
+            let mut val = HeaderValue::from_str(&v).map_err(|_| fail(format!("bad value for header `{k}`")))?;
+            val.set_sensitive(true);
             headers.insert(key, val);
         }
-        let timeout = Duration::from_secs(cfg.timeout_secs().max(1) as u64);
-        let mut builder = Client::builder()
-            .default_headers(headers)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .tls_danger_accept_invalid_certs(cfg.insecure_skip_verify);
+        let url = cfg.url.trim_end_matches('/').to_string();
+        for secret in userinfo_secrets(&url) {
+            redactor.add(&secret);
+        }
+        let mut builder =
+            Client::builder().default_headers(headers).tls_danger_accept_invalid_certs(cfg.insecure_skip_verify);
         if let Some(ca) = &cfg.ca_file {
             let path = base.join(ca);
             let pem = std::fs::read(&path).map_err(|e| fail(format!("ca_file {}: {e}", path.display())))?;
@@ -88,21 +159,50 @@ impl Prometheus {
                 .map_err(|_| fail(format!("ca_file {}: not a PEM certificate", path.display())))?;
             builder = builder.add_root_certificate(cert);
         }
-        let client = builder.build().map_err(|e| fail(format!("cannot build the HTTP client: {}", e.without_url())))?;
-        let url = cfg.url.trim_end_matches('/').to_string();
+        let client = builder
+            .build()
+            .map_err(|e| fail(redactor.redact(&format!("cannot build the HTTP client: {}", e.without_url()))))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("headroom-http")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| fail(format!("cannot start the HTTP runtime: {e}")))?;
         Ok(Prometheus {
             name: name.to_string(),
             shown: strip_userinfo(&url),
             url,
             client,
+            runtime,
+            timeout: Duration::from_secs(cfg.timeout_secs().max(1) as u64),
             retries: cfg.retries.unwrap_or(3),
             concurrency: cfg.concurrency.unwrap_or(4).max(1),
             max_points: cfg.max_points_per_request.unwrap_or(11_000).max(2),
+            max_series: cfg.max_series.unwrap_or(MAX_SERIES),
+            redactor,
+            unreachable: AtomicU32::new(0),
+            down: AtomicBool::new(false),
         })
     }
 
+    /// The source's name in the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Set once [`BREAKER_AFTER`] attempts in a row timed out or found no server.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// `text` with this source's secrets masked.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+
     /// Runs `query` over `[start, end]` (both on the step grid) in chunks, concurrently.
-    pub fn query_range(&self, query: &str, start: i64, end: i64, step: i64) -> Result<Vec<PromSeries>, SourceError> {
+    pub fn query_range(&self, query: &Query, start: i64, end: i64, step: i64) -> Result<Vec<PromSeries>, SourceError> {
         let n_points = ((end - start) / step + 1).max(1) as usize;
         let per = self.max_points;
         let chunks: Vec<(i64, i64)> = (0..n_points.div_ceil(per))
@@ -135,144 +235,183 @@ impl Prometheus {
         });
         let results =
             results.into_inner().map_err(|_| SourceError::file(format!("source {}: a worker failed", self.name)))?;
+        let (fetched, failures): (Vec<_>, Vec<_>) = results.into_iter().flatten().partition(Result::is_ok);
+        // The first real failure; a chunk skipped because another took the source down says less.
+        let mut skipped = false;
+        for f in failures {
+            match f {
+                Err(Failure::Failed(e)) => return Err(e),
+                _ => skipped = true,
+            }
+        }
+        if skipped {
+            return Err(self.fail(query, format!("not run: {}", self.down_reason())));
+        }
         let mut stitched: BTreeMap<Labels, PromSeries> = BTreeMap::new();
-        for r in results.into_iter().flatten() {
-            for s in r? {
-                let e = stitched.entry(s.labels.clone()).or_insert_with(|| PromSeries {
-                    labels: s.labels.clone(),
-                    timestamps: vec![],
-                    values: vec![],
-                });
-                for (t, v) in s.timestamps.into_iter().zip(s.values) {
-                    // Chunks do not overlap, but a server may round their edges: keep one
-                    // point per timestamp.
-                    if e.timestamps.last().is_none_or(|last| t > *last) {
-                        e.timestamps.push(t);
-                        e.values.push(v);
-                    }
+        for s in fetched.into_iter().flatten().flatten() {
+            let e = stitched.entry(s.labels.clone()).or_insert_with(|| PromSeries {
+                labels: s.labels.clone(),
+                timestamps: vec![],
+                values: vec![],
+            });
+            for (t, v) in s.timestamps.into_iter().zip(s.values) {
+                // Chunks do not overlap, but a server may round their edges: keep one
+                // point per timestamp.
+                if e.timestamps.last().is_none_or(|last| t > *last) {
+                    e.timestamps.push(t);
+                    e.values.push(v);
                 }
             }
+        }
+        if stitched.len() > self.max_series {
+            return Err(self.fail(query, self.too_many(stitched.len())));
         }
         Ok(stitched.into_values().collect())
     }
 
-    /// One request with retries.
-    fn fetch(&self, query: &str, start: i64, end: i64, step: i64) -> Chunk {
+    /// Why the source is taken for down.
+    pub fn down_reason(&self) -> String {
+        format!("{BREAKER_AFTER} attempts in a row timed out or found no server at {}", self.shown)
+    }
+
+    fn too_many(&self, n: usize) -> String {
+        format!("returned {n} series, more than max_series = {}: narrow the query or raise max_series", self.max_series)
+    }
+
+    /// An error naming the source and the query as written, secrets masked.
+    fn fail(&self, query: &Query, message: String) -> SourceError {
+        let text = format!("source {}: query `{}`: {message}", self.name, clip(query.written, QUERY_SHOWN));
+        SourceError::file(self.redact(&text))
+    }
+
+    /// One chunk, with retries.
+    fn fetch(&self, query: &Query, start: i64, end: i64, step: i64) -> Chunk {
         let url = format!("{}/api/v1/query_range", self.url);
         let params = [
-            ("query", query.to_string()),
+            ("query", query.promql.clone()),
             ("start", start.to_string()),
             ("end", end.to_string()),
             ("step", format!("{step}s")),
         ];
-        let fail = |m: String| SourceError::file(format!("source {}: query `{}`: {m}", self.name, clip(query)));
+        let fail = |m: String| Failure::Failed(self.fail(query, m));
         let mut attempt = 0;
         loop {
-            let outcome = self.client.get(&url).query(&params).send();
-            let retryable = match outcome {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.text() {
-                        // A transport failure in the middle of the answer: retried.
-                        Err(e) => format!("the answer from {} was cut off ({})", self.shown, e.without_url()),
-                        Ok(body) => {
-                            if status.is_success() {
-                                return parse_matrix(&body).map_err(fail);
-                            }
-                            let what = server_error(&body).unwrap_or_else(|| clip(body.trim()));
-                            let msg = format!("HTTP {} from {}: {what}", status.as_u16(), self.shown);
-                            if !status.is_server_error() {
-                                return Err(fail(msg));
-                            }
-                            msg
-                        }
-                    }
+            if self.is_down() {
+                return Err(Failure::Skipped);
+            }
+            let outcome = self.runtime.block_on(self.attempt(&url, &params));
+            let unreachable = matches!(outcome, Attempt::TimedOut | Attempt::NoServer(_));
+            if unreachable {
+                if self.unreachable.fetch_add(1, Ordering::SeqCst) + 1 >= BREAKER_AFTER {
+                    self.down.store(true, Ordering::SeqCst);
                 }
-                Err(e) if e.is_timeout() => format!("no answer from {} within the timeout", self.shown),
-                Err(e) if e.is_connect() => format!("cannot connect to {}", self.shown),
-                Err(e) => format!("request to {} failed: {}", self.shown, e.without_url()),
+            } else {
+                self.unreachable.store(0, Ordering::SeqCst);
+            }
+            let retryable = match outcome {
+                Attempt::Answer(status, body) if status.is_success() => match answer::read_matrix(&body) {
+                    Ok(series) if series.len() > self.max_series => return Err(fail(self.too_many(series.len()))),
+                    Ok(series) => return Ok(series),
+                    Err(Unreadable::Cut(m)) => format!("the answer from {} was cut off ({m})", self.shown),
+                    Err(Unreadable::Wrong(m)) => return Err(fail(self.positions(query, m))),
+                },
+                Attempt::Answer(status, body) => {
+                    let what = self.positions(query, answer::describe_body(&body));
+                    let msg = format!("HTTP {} from {}: {what}", status.as_u16(), self.shown);
+                    if !status.is_server_error() {
+                        return Err(fail(msg));
+                    }
+                    msg
+                }
+                Attempt::TimedOut => format!(
+                    "timed out after {}: no complete answer from {} (timeout bounds each attempt)",
+                    format_duration(self.timeout.as_secs() as i64),
+                    self.shown
+                ),
+                Attempt::NoServer(why) => format!("cannot connect to {}: {why}", self.shown),
+                Attempt::Cut(why) => format!("the answer from {} was cut off ({why})", self.shown),
+                Attempt::Failed(why) => format!("request to {} failed: {why}", self.shown),
             };
-            if attempt >= self.retries {
+            let down = self.is_down();
+            if attempt >= self.retries || down {
                 let tries = if attempt == 0 { String::new() } else { format!(" (after {} attempts)", attempt + 1) };
-                return Err(fail(format!("{retryable}{tries}")));
+                let rest = if down { "; the source's remaining queries are not run" } else { "" };
+                return Err(fail(format!("{retryable}{tries}{rest}")));
             }
             std::thread::sleep(Duration::from_millis(250u64 << attempt.min(4)));
             attempt += 1;
         }
     }
-}
 
-/// A `query_range` answer, deserialised without copying the sample strings.
-#[derive(Deserialize)]
-struct Answer<'a> {
-    #[serde(borrow)]
-    status: &'a str,
-    #[serde(borrow)]
-    data: Option<Data<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(borrow)]
-    result: Vec<Item<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Item<'a> {
-    #[serde(default)]
-    metric: Labels,
-    #[serde(borrow, default)]
-    values: Vec<(f64, &'a str)>,
-}
-
-/// Reads a `query_range` answer: a matrix of series with `[ts, "value"]` pairs. `NaN` and
-/// infinities (a division by zero in PromQL) become gaps.
-fn parse_matrix(body: &str) -> Result<Vec<PromSeries>, String> {
-    let answer: Answer = serde_json::from_str(body).map_err(|_| {
-        server_error(body).unwrap_or_else(|| format!("not a Prometheus API answer: {}", clip(body.trim())))
-    })?;
-    if answer.status != "success" {
-        return Err(server_error(body).unwrap_or_else(|| "the server reported an error".into()));
+    /// One request, headers and body, within the timeout.
+    async fn attempt(&self, url: &str, params: &[(&str, String)]) -> Attempt {
+        let exchange = async {
+            let resp = match self.client.get(url).query(params).send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => return Attempt::NoServer(innermost(e)),
+                Err(e) => return Attempt::Failed(innermost(e)),
+            };
+            let status = resp.status();
+            match resp.bytes().await {
+                Ok(body) => Attempt::Answer(status, body.to_vec()),
+                Err(e) => Attempt::Cut(innermost(e)),
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Attempt::TimedOut)
     }
-    let data = answer.data.ok_or("answer has no data.result")?;
-    let mut out = Vec::with_capacity(data.result.len());
-    for item in data.result {
-        let mut ts = Vec::with_capacity(item.values.len());
-        let mut vals = Vec::with_capacity(item.values.len());
-        for (t, raw) in item.values {
-            let x: f64 = raw.parse().map_err(|_| format!("malformed value `{}`", clip(raw)))?;
-            ts.push(t.floor() as i64);
-            vals.push(if x.is_finite() { x } else { f64::NAN });
-        }
-        out.push(PromSeries { labels: item.metric, timestamps: ts, values: vals });
+
+    /// Server positions moved into the query as written.
+    fn positions(&self, query: &Query, message: String) -> String {
+        if query.offset == 0 { message } else { answer::user_positions(&message, query.offset, query.written) }
     }
-    Ok(out)
 }
 
-/// `errorType: error` from an API error body, when it is one.
-fn server_error(body: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let kind = v["errorType"].as_str().unwrap_or("error");
-    let msg = v["error"].as_str()?;
-    Some(format!("{kind}: {}", clip(msg)))
+/// The last cause in an error's chain (`Connection refused (os error 111)`), without URLs.
+fn innermost(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        msg = c.to_string();
+        cause = c.source();
+    }
+    msg
+}
+
+/// Secrets in a URL's userinfo: the password as written and decoded, the Basic credentials
+/// the client derives from them, and a bare user name (then it is a token).
+fn userinfo_secrets(url: &str) -> Vec<String> {
+    let shown = strip_userinfo(url);
+    if shown == url {
+        return vec![];
+    }
+    let Some(scheme) = url.find("://") else { return vec![] };
+    let Some(at) = url[scheme + 3..].find('@') else { return vec![] };
+    let info = &url[scheme + 3..scheme + 3 + at];
+    match info.split_once(':') {
+        Some((user, password)) => vec![
+            password.to_string(),
+            percent_decode(password),
+            base64(&format!("{}:{}", percent_decode(user), percent_decode(password))),
+        ],
+        None => vec![info.to_string(), percent_decode(info)],
+    }
 }
 
 /// The PromQL that makes the server aggregate each step: `quantile_over_time(0.95,
 /// (Q)[1h:1m])` and friends, so one point per step travels. `last` (or steps of a minute or
 /// less) queries the expression as it is.
-pub fn step_query(query: &str, aggregate: Aggregate, step: i64) -> String {
-    if step <= 60 {
-        return query.to_string();
-    }
-    let window = format_duration(step);
-    let sub = format!("({query})[{window}:1m]");
-    match aggregate {
-        Aggregate::Last => query.to_string(),
-        Aggregate::Mean => format!("avg_over_time({sub})"),
-        Aggregate::Max => format!("max_over_time({sub})"),
-        Aggregate::P95 => format!("quantile_over_time(0.95, {sub})"),
-        Aggregate::P99 => format!("quantile_over_time(0.99, {sub})"),
-    }
+pub fn step_query(query: &str, aggregate: Aggregate, step: i64) -> Query<'_> {
+    let head = match aggregate {
+        _ if step <= 60 => return Query::plain(query),
+        Aggregate::Last => return Query::plain(query),
+        Aggregate::Mean => "avg_over_time(",
+        Aggregate::Max => "max_over_time(",
+        Aggregate::P95 => "quantile_over_time(0.95, ",
+        Aggregate::P99 => "quantile_over_time(0.99, ",
+    };
+    let promql = format!("{head}({query})[{}:1m])", format_duration(step));
+    Query { promql, written: query, offset: head.len() + 1 }
 }
 
 /// Names a series: the template over its labels, else its labels' values joined by `/`, else
@@ -318,7 +457,7 @@ pub fn pull(
     let mut threshold_series: Vec<(String, Vec<(Labels, f64)>)> = vec![];
     let mut threshold_errors = vec![];
     for (name, q) in thresholds {
-        match source.query_range(q, end - step, end, step) {
+        match source.query_range(&Query::plain(q), end - step, end, step) {
             Ok(series) => threshold_series.push((
                 name.clone(),
                 series
@@ -360,7 +499,11 @@ pub fn pull(
     if series.is_empty() {
         out.errors.push(SourceError {
             resource: template.filter(|t| !t.contains('{')).map(str::to_string),
-            message: format!("source {}: query `{}` returned no series", source.name, clip(query)),
+            message: source.redact(&format!(
+                "source {}: query `{}` returned no series",
+                source.name,
+                clip(query, QUERY_SHOWN)
+            )),
         });
         return out;
     }
@@ -368,18 +511,20 @@ pub fn pull(
     if exact.is_some() && series.len() > 1 {
         out.errors.push(SourceError {
             resource: exact.map(str::to_string),
-            message: format!(
+            message: source.redact(&format!(
                 "source {}: query `{}` returned {} series; aggregate it to one or name them with a template such as `{{instance}}`",
                 source.name,
-                clip(query),
+                clip(query, QUERY_SHOWN),
                 series.len()
-            ),
+            )),
         });
         return out;
     }
     for s in series {
         match series_name(&s.labels, template, query) {
             Ok(name) => {
+                // A hostile server can echo a secret in a label value.
+                let name = source.redact(&name);
                 let found: Vec<(String, f64)> = threshold_series
                     .iter()
                     .filter_map(|(tname, candidates)| matching(&s.labels, candidates).map(|v| (tname.clone(), v)))
@@ -391,10 +536,10 @@ pub fn pull(
                 if gaps > 0 {
                     out.notes.push(format!("{name}: {gaps} NaN or infinite values read as gaps"));
                 }
-                let origin = format!("source {} query `{}`", source.name, clip(query));
+                let origin = source.redact(&format!("source {} query `{}`", source.name, clip(query, QUERY_SHOWN)));
                 out.series.push(RawSeries::new(name, origin, s.timestamps, s.values))
             }
-            Err(m) => out.errors.push(SourceError::file(format!("source {}: {m}", source.name))),
+            Err(m) => out.errors.push(SourceError::file(source.redact(&format!("source {}: {m}", source.name)))),
         }
     }
     out
@@ -416,11 +561,6 @@ fn strip_userinfo(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-fn clip(s: &str) -> String {
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if s.chars().count() > 200 { format!("{}...", s.chars().take(200).collect::<String>()) } else { s }
 }
 
 fn base64(s: &str) -> String {
@@ -445,24 +585,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_matrices_and_errors() {
-        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
-            {"metric":{"type":"web","component":"cpu"},"values":[[3600,"0.5"],[7200,"NaN"],[10800,"+Inf"]]}]}}"#;
-        let s = parse_matrix(body).unwrap();
-        assert_eq!(s[0].timestamps, vec![3600, 7200, 10800]);
-        assert_eq!(s[0].values[0], 0.5);
-        assert!(s[0].values[1].is_nan() && s[0].values[2].is_nan());
-        let err = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
-        assert_eq!(parse_matrix(err).unwrap_err(), "bad_data: parse error at char 3");
-        assert!(parse_matrix("<html>").unwrap_err().contains("not a Prometheus API answer"));
-    }
-
-    #[test]
     fn step_queries_aggregate_on_the_server() {
-        assert_eq!(step_query("up", Aggregate::P95, 3600), "quantile_over_time(0.95, (up)[1h:1m])");
-        assert_eq!(step_query("up", Aggregate::Max, 300), "max_over_time((up)[5m:1m])");
-        assert_eq!(step_query("up", Aggregate::Last, 3600), "up");
-        assert_eq!(step_query("up", Aggregate::Mean, 60), "up");
+        let q = step_query("up", Aggregate::P95, 3600);
+        assert_eq!(q.promql, "quantile_over_time(0.95, (up)[1h:1m])");
+        assert_eq!(&q.promql[q.offset..q.offset + 2], "up");
+        let q = step_query("up", Aggregate::Max, 300);
+        assert_eq!((q.promql.as_str(), &q.promql[q.offset..q.offset + 2]), ("max_over_time((up)[5m:1m])", "up"));
+        assert_eq!(step_query("up", Aggregate::Last, 3600), Query::plain("up"));
+        assert_eq!(step_query("up", Aggregate::Mean, 60), Query::plain("up"));
     }
 
     #[test]
@@ -484,5 +614,9 @@ mod tests {
         assert_eq!(strip_userinfo("http://localhost:9090"), "http://localhost:9090");
         assert_eq!(base64("planner:s3cret"), "cGxhbm5lcjpzM2NyZXQ=");
         assert_eq!(base64("ab"), "YWI=");
+        let secrets = userinfo_secrets("https://planner:p%40ss@thanos.example.com/x");
+        assert_eq!(secrets, ["p%40ss", "p@ss", &base64("planner:p@ss")]);
+        assert_eq!(userinfo_secrets("https://tok3n@h/x"), ["tok3n", "tok3n"]);
+        assert!(userinfo_secrets("http://localhost:9090").is_empty());
     }
 }
