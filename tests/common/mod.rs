@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 /// An external tool the tests drive (chromium, promtool, prometheus, ...). `.ci/test`
-/// installs them; HEADROOM_SKIP_TOOLS=1 skips (None) on a machine without them. Otherwise a
-/// missing tool fails the test with a message saying how to get it.
+/// installs them; HEADROOM_SKIP_TOOLS=1 skips (None) on a developer's machine without them,
+/// never in CI (`CI` set): there a missing tool fails the test with a message saying how to
+/// get it, so a test that drives nothing cannot pass.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    if std::env::var_os("HEADROOM_SKIP_TOOLS").is_some() {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+    if set("HEADROOM_SKIP_TOOLS") && !set("CI") {
         return None;
     }
     let found =
