@@ -68,6 +68,8 @@ pub struct Detail {
     pub forecast: Forecast,
     /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
     pub errors: ErrorPaths,
+    /// Where the fit moved the history before a level shift onto the new regime.
+    pub moved: Option<(usize, changepoint::Regime)>,
     /// The scenarios' paths, in the order of `scenarios`.
     pub scenario_paths: Vec<Forecast>,
 }
@@ -156,21 +158,15 @@ impl ResourceForecast {
     }
 
     /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
-    /// overridden where the scenario says so). Needs the detail.
+    /// overridden where the scenario says so), on the same basis as the baseline's. Needs the
+    /// detail.
     pub fn scenario(&self, s: &Scenario) -> Result<(Forecast, Vec<Breach>), String> {
         let d = self.detail()?;
         let season = seasonal_periods(self.step()).last().copied().unwrap_or(24);
-        let range = select::Range::of(&d.history.values, self.settings.bounded);
+        let basis = fit_basis(&d.history, self.fit_start, d.moved);
+        let range = select::Range::of(&basis.values, self.settings.bounded);
         let f = range.tidy(s.apply(&d.forecast, d.history.end(), self.step(), season, range.bounds()));
-        let breaches = self
-            .settings
-            .thresholds
-            .iter()
-            .map(|(name, t)| {
-                let t = s.thresholds.iter().find(|(n, _)| n == name).map_or(*t, |o| o.1);
-                breach::analyse(name, t, &f, self.settings.level, &d.history.values, &d.errors)
-            })
-            .collect();
+        let breaches = analyse_thresholds(&self.settings, &s.thresholds, &f, &basis.values, &d.errors);
         Ok((f, breaches))
     }
 
@@ -785,11 +781,7 @@ pub fn forecast_resource(
         sel.fitted.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));
     }
     let last_value = history.last_value().unwrap_or(f64::NAN);
-    let breaches: Vec<Breach> = settings
-        .thresholds
-        .iter()
-        .map(|(name, t)| breach::analyse(name, *t, &sel.forecast, settings.level, &fit.values, &sel.errors))
-        .collect();
+    let breaches = analyse_thresholds(settings, &[], &sel.forecast, &fit.values, &sel.errors);
     let capacity_needed =
         breaches.last().map(|b| crate::scenario::capacity_needed(&sel.forecast, b.threshold)).filter(|k| *k > 1.0);
     Ok(ResourceForecast {
@@ -816,9 +808,40 @@ pub fn forecast_resource(
             fitted: sel.fitted,
             forecast: sel.forecast,
             errors: sel.errors,
+            moved,
             scenario_paths: vec![],
         }),
     })
+}
+
+/// Every threshold of a resource against one path (the baseline's or a scenario's, with the
+/// scenario's threshold overrides), read against the history as the fit saw it: one
+/// analysis for both, so a scenario that changes nothing reproduces the baseline.
+fn analyse_thresholds(
+    settings: &ResourceSettings,
+    overrides: &[(String, f64)],
+    forecast: &Forecast,
+    basis: &[f64],
+    errors: &ErrorPaths,
+) -> Vec<Breach> {
+    settings
+        .thresholds
+        .iter()
+        .map(|(name, t)| {
+            let t = overrides.iter().find(|(n, _)| n == name).map_or(*t, |o| o.1);
+            breach::analyse(name, t, forecast, settings.level, basis, errors)
+        })
+        .collect()
+}
+
+/// The history the model was fitted on: from `fit_start`, with the steps before a level
+/// shift moved onto the new regime where the fit did so.
+fn fit_basis(history: &Series, fit_start: i64, moved: Option<(usize, changepoint::Regime)>) -> Series {
+    let mut fit = history.since(fit_start);
+    if let Some((at, regime)) = moved {
+        fit.values.iter_mut().take(at).for_each(|v| *v = regime.map(*v));
+    }
+    fit
 }
 
 /// A resource's history on its step grid up to `as_of`, on the forecast's scale (a fraction
@@ -877,4 +900,58 @@ fn successes<T>(results: Vec<Result<T, RunError>>, errors: &mut Vec<RunError>) -
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sixty days hourly around 0.5 with a daily cycle, jumping by `jump` `after` hours
+    /// before the end.
+    fn series(after: usize, jump: f64) -> RawSeries {
+        let n = 60 * 24;
+        let start = 1_780_000_000 / 3600 * 3600;
+        let ts = (0..n).map(|i| start + i as i64 * 3600).collect();
+        let vs = (0..n)
+            .map(|i| {
+                let wiggle = 0.01 * ((i * 7919 % 101) as f64 / 101.0 - 0.5);
+                let v = 0.5 + 0.05 * (i as f64 / 24.0 * std::f64::consts::TAU).sin() + wiggle;
+                if i + after >= n { v + jump } else { v }
+            })
+            .collect();
+        RawSeries::new("r".into(), "test".into(), ts, vs)
+    }
+
+    #[test]
+    fn a_scenario_that_changes_nothing_reproduces_the_baseline() {
+        let settings = ResourceSettings {
+            horizon: 14 * 86_400,
+            thresholds: vec![("soft".into(), 0.84), ("hard".into(), 0.95)],
+            ..Default::default()
+        };
+        let noop = Scenario {
+            name: "same".into(),
+            growth: None,
+            growth_from: None,
+            add: None,
+            capacity: None,
+            seasonal_amplitude: None,
+            thresholds: vec![],
+            resources: vec![],
+        };
+        // No shift; a shift 2 days before the end (the history is moved onto the new level);
+        // one 20 days before (the fit starts there).
+        for (after, jump) in [(0, 0.0), (48, 0.3), (480, 0.3)] {
+            let r = forecast_resource(&series(after, jump), "s", &settings, None).unwrap();
+            let d = r.detail.as_ref().unwrap();
+            match after {
+                48 => assert!(d.moved.is_some(), "history moved to the new regime: {:?}", r.notes),
+                480 => assert!(r.fit_start > r.history_start, "fit after the shift: {:?}", r.notes),
+                _ => assert!(d.moved.is_none() && r.fit_start == r.history_start),
+            }
+            let (path, breaches) = r.scenario(&noop).unwrap();
+            assert_eq!(path, d.forecast, "shift {after}");
+            assert_eq!(breaches, r.breaches, "shift {after}");
+        }
+    }
 }
