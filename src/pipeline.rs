@@ -620,7 +620,7 @@ fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: bool
             String::new()
         };
         let message = format!(
-            "source {source}: {} queries not run ({}{more}): taken for down after {}",
+            "source {source}: {} queries not run ({}{more}): treated as down after {}",
             entries.len(),
             named.join(", "),
             c.down_reason()

@@ -540,7 +540,7 @@ fn a_dead_source_trips_its_breaker_and_the_others_go_on() {
             "{first}"
         );
         assert!(
-            breaker.contains("source dead: 11 queries not run (remote1, remote2, remote3, remote4, remote5 and 6 more): taken for down after 4 attempts in a row timed out or found no server"),
+            breaker.contains("source dead: 11 queries not run (remote1, remote2, remote3, remote4, remote5 and 6 more): treated as down after 4 attempts in a row timed out or found no server"),
             "{breaker}"
         );
         // Four attempts of at most 1 s and 1.75 s of backoff, not 12 x 4 timeouts.

@@ -25,7 +25,7 @@ use crate::time::format_duration;
 /// Labels of one series.
 pub type Labels = BTreeMap<String, String>;
 
-/// Attempts in a row that timed out or found no server, after which a source is taken for
+/// Attempts in a row that timed out or found no server, after which a source is treated as
 /// down for the rest of the run: a dead server then costs a few timeouts, not every query's.
 pub const BREAKER_AFTER: u32 = 4;
 /// Series one query may return unless `max_series` says otherwise: far more than one
@@ -269,7 +269,7 @@ impl Prometheus {
         Ok(stitched.into_values().collect())
     }
 
-    /// Why the source is taken for down.
+    /// Why the source is treated as down.
     pub fn down_reason(&self) -> String {
         format!("{BREAKER_AFTER} attempts in a row timed out or found no server at {}", self.shown)
     }
@@ -324,7 +324,7 @@ impl Prometheus {
                     msg
                 }
                 Attempt::TimedOut => format!(
-                    "timed out after {}: no complete answer from {} (timeout bounds each attempt)",
+                    "timed out after {}: no complete answer from {}",
                     format_duration(self.timeout.as_secs() as i64),
                     self.shown
                 ),
