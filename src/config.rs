@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::source::CAPACITY;
+pub use crate::source::prometheus::{BasicAuth, PrometheusConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::model::select::check_family;
@@ -129,42 +131,6 @@ pub enum SourceConfig {
     Prometheus(Box<PrometheusConfig>),
 }
 
-/// Connection settings of a Prometheus-compatible source. Secrets are named by environment
-/// variable, never written in the file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusConfig {
-    pub url: String,
-    pub bearer_token_env: Option<String>,
-    pub basic_auth: Option<BasicAuth>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Header name -> environment variable holding its value (API keys and the like).
-    #[serde(default)]
-    pub headers_env: BTreeMap<String, String>,
-    /// PEM file with extra CA certificates, relative to the config file.
-    pub ca_file: Option<String>,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// Per request (default 60s).
-    pub timeout: Option<String>,
-    /// Retries after a timeout, connection error or 5xx (default 3).
-    pub retries: Option<u32>,
-    /// Requests in flight at once (default 4).
-    pub concurrency: Option<usize>,
-    /// Points per series per request (default 11000, Prometheus' limit; VictoriaMetrics: 30000).
-    pub max_points_per_request: Option<usize>,
-    /// Series one query may return before it is an error (default 10000).
-    pub max_series: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuth {
-    pub user: String,
-    pub password_env: String,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
@@ -276,9 +242,6 @@ pub struct Config {
     pub scenarios: Vec<Scenario>,
     pub fail_on: FailOn,
 }
-
-/// The name under which `capacity_query`'s value travels beside the thresholds' values.
-pub const CAPACITY: &str = "capacity";
 
 /// One `[[resources]]` entry with its settings resolved against `[defaults]`.
 #[derive(Debug, Clone)]
@@ -504,31 +467,6 @@ impl ScenarioConfig {
             thresholds,
             resources: self.resources.clone(),
         })
-    }
-}
-
-impl PrometheusConfig {
-    fn validate(&self) -> Result<(), String> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err("url must start with http:// or https://".into());
-        }
-        if let Some(t) = &self.timeout {
-            parse_duration(t).map_err(|e| format!("timeout: {e}"))?;
-        }
-        if self.concurrency == Some(0) {
-            return Err("concurrency must be at least 1".into());
-        }
-        if self.max_series == Some(0) {
-            return Err("max_series must be at least 1".into());
-        }
-        if self.max_points_per_request.is_some_and(|m| m < 2) {
-            return Err("max_points_per_request must be at least 2".into());
-        }
-        Ok(())
-    }
-
-    pub fn timeout_secs(&self) -> i64 {
-        self.timeout.as_deref().and_then(|t| parse_duration(t).ok()).unwrap_or(60)
     }
 }
 

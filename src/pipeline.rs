@@ -764,7 +764,7 @@ pub fn forecast_resource(
                 "{what}: only {after} observed steps after it (need {min_after} to fit on them alone), so the \
                  history before it was moved {} by {}{swings} to the new level",
                 if regime.size < 0.0 { "down" } else { "up" },
-                crate::report::fmt_value(regime.size.abs())
+                crate::units::fmt_value(regime.size.abs())
             ));
             fit.values[..at].iter_mut().for_each(|v| *v = regime.map(*v));
             moved = Some((at, regime));

@@ -2,47 +2,13 @@
 //! to a fixed step with an aggregate (mean, max, p95, p99, last). Gaps stay gaps (NaN), except
 //! runs of at most [`MAX_INTERPOLATED_STEPS`] missing steps, which are linearly interpolated.
 
-use serde::{Deserialize, Serialize};
-
 use crate::source::RawSeries;
-use crate::stats::quantile;
 
 /// Gaps up to this many steps are interpolated linearly (a missed scrape or two); longer ones
 /// stay missing: models work around them and plots show them.
 pub const MAX_INTERPOLATED_STEPS: usize = 3;
 
-/// How points inside one step are combined (Tamland: p95 over 1 h).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    Mean,
-    Max,
-    P95,
-    P99,
-    Last,
-}
-
-impl Aggregate {
-    pub fn name(self) -> &'static str {
-        match self {
-            Aggregate::Mean => "mean",
-            Aggregate::Max => "max",
-            Aggregate::P95 => "p95",
-            Aggregate::P99 => "p99",
-            Aggregate::Last => "last",
-        }
-    }
-
-    fn apply(self, vals: &mut [f64]) -> f64 {
-        match self {
-            Aggregate::Mean => vals.iter().sum::<f64>() / vals.len() as f64,
-            Aggregate::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            Aggregate::Last => vals[vals.len() - 1],
-            Aggregate::P95 => quantile(vals, 0.95),
-            Aggregate::P99 => quantile(vals, 0.99),
-        }
-    }
-}
+pub use crate::stats::Aggregate;
 
 /// A resource's series on a regular grid. `values[i]` summarises the step ending at
 /// `start + i * step` (the Prometheus convention: a sample at t covers `(t - step, t]`).

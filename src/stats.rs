@@ -114,6 +114,40 @@ pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
+/// How points inside one step are combined (Tamland: p95 over 1 h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    Mean,
+    Max,
+    P95,
+    P99,
+    Last,
+}
+
+impl Aggregate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Mean => "mean",
+            Aggregate::Max => "max",
+            Aggregate::P95 => "p95",
+            Aggregate::P99 => "p99",
+            Aggregate::Last => "last",
+        }
+    }
+
+    /// The statistic of the points in one step (at least one).
+    pub fn apply(self, vals: &mut [f64]) -> f64 {
+        match self {
+            Aggregate::Mean => vals.iter().sum::<f64>() / vals.len() as f64,
+            Aggregate::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Aggregate::Last => vals[vals.len() - 1],
+            Aggregate::P95 => quantile(vals, 0.95),
+            Aggregate::P99 => quantile(vals, 0.99),
+        }
+    }
+}
+
 #[cfg(test)]
 pub fn test_noise(i: usize) -> f64 {
     SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5

@@ -84,6 +84,17 @@ pub fn format_quantity(v: f64, unit: &str) -> String {
     }
 }
 
+/// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
+pub fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

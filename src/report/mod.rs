@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::pipeline::{ResourceForecast, RunResult};
+pub use crate::units::fmt_value;
 use crate::units::format_quantity;
 
 /// What every report shows: the run's results and the context to read them by.
@@ -127,23 +128,12 @@ pub fn slugs<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, S
         .collect()
 }
 
-/// A value for tables: 3 decimals, or scientific for very large or small magnitudes.
 /// A probability in whole percent, never rounded to a certainty it is not ("<1 %", ">99 %").
 pub fn percent(p: f64) -> String {
     match format!("{:.0}", p * 100.0) {
         s if s == "0" && p > 0.0 => "<1 %".into(),
         s if s == "100" && p < 1.0 => ">99 %".into(),
         s => format!("{s} %"),
-    }
-}
-
-pub fn fmt_value(v: f64) -> String {
-    if !v.is_finite() {
-        "–".into()
-    } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3) {
-        format!("{v:.3e}")
-    } else {
-        format!("{v:.3}")
     }
 }
 

@@ -5,7 +5,18 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::prometheus::{Labels, PromSeries};
+use std::collections::BTreeMap;
+
+/// Labels of one series.
+pub type Labels = BTreeMap<String, String>;
+
+/// One series as the server returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromSeries {
+    pub labels: Labels,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
 
 /// Longest excerpt of a server's text shown in a message.
 const EXCERPT: usize = 200;

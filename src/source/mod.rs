@@ -1,6 +1,9 @@
 //! Where saturation series come from. Each source turns its input into [`RawSeries`]:
 //! named, unsorted, possibly duplicated points, exactly as read. `series` cleans them up.
 
+/// The name under which `capacity_query`'s value travels beside the thresholds' values.
+pub const CAPACITY: &str = "capacity";
+
 pub mod answer;
 pub mod file;
 pub mod prometheus;

@@ -14,16 +14,77 @@ use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, StatusCode};
+use serde::Deserialize;
 
 use super::answer::{self, Unreadable, clip};
+pub use super::answer::{Labels, PromSeries};
 use super::redact::{Redactor, percent_decode};
 use super::{Pulled, RawSeries, SourceError};
-use crate::config::PrometheusConfig;
-use crate::series::Aggregate;
+use crate::stats::Aggregate;
 use crate::time::format_duration;
+use crate::time::parse_duration;
 
-/// Labels of one series.
-pub type Labels = BTreeMap<String, String>;
+/// Connection settings of a Prometheus-compatible source. Secrets are named by environment
+/// variable, never written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub bearer_token_env: Option<String>,
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header name -> environment variable holding its value (API keys and the like).
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+    /// PEM file with extra CA certificates, relative to the config file.
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Per request (default 60s).
+    pub timeout: Option<String>,
+    /// Retries after a timeout, connection error or 5xx (default 3).
+    pub retries: Option<u32>,
+    /// Requests in flight at once (default 4).
+    pub concurrency: Option<usize>,
+    /// Points per series per request (default 11000, Prometheus' limit; VictoriaMetrics: 30000).
+    pub max_points_per_request: Option<usize>,
+    /// Series one query may return before it is an error (default 10000).
+    pub max_series: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password_env: String,
+}
+
+impl PrometheusConfig {
+    /// Checks the settings a connection cannot be made without.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err("url must start with http:// or https://".into());
+        }
+        if let Some(t) = &self.timeout {
+            parse_duration(t).map_err(|e| format!("timeout: {e}"))?;
+        }
+        if self.concurrency == Some(0) {
+            return Err("concurrency must be at least 1".into());
+        }
+        if self.max_series == Some(0) {
+            return Err("max_series must be at least 1".into());
+        }
+        if self.max_points_per_request.is_some_and(|m| m < 2) {
+            return Err("max_points_per_request must be at least 2".into());
+        }
+        Ok(())
+    }
+
+    pub fn timeout_secs(&self) -> i64 {
+        self.timeout.as_deref().and_then(|t| parse_duration(t).ok()).unwrap_or(60)
+    }
+}
 
 /// Attempts in a row that timed out or found no server, after which a source is treated as
 /// down for the rest of the run: a dead server then costs a few timeouts, not every query's.
@@ -89,14 +150,6 @@ enum Attempt {
     NoServer(String),
     Cut(String),
     Failed(String),
-}
-
-/// One series as the server returned it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PromSeries {
-    pub labels: Labels,
-    pub timestamps: Vec<i64>,
-    pub values: Vec<f64>,
 }
 
 impl Prometheus {
@@ -471,11 +524,8 @@ pub fn pull(
                     .collect(),
             )),
             Err(e) => {
-                let key = if name == crate::config::CAPACITY {
-                    "capacity_query".into()
-                } else {
-                    format!("thresholds_query {name}")
-                };
+                let key =
+                    if name == super::CAPACITY { "capacity_query".into() } else { format!("thresholds_query {name}") };
                 threshold_errors.push(format!("{key}: {}", e.message))
             }
         }
