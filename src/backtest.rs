@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::config::ResourceSettings;
 use crate::model::select::{FAMILIES, in_sample_scale};
-use crate::pipeline::{forecast_resource, prepare};
 use crate::report::markdown::escape;
 use crate::report::percent;
+use crate::resource::{forecast_resource, prepare};
 use crate::source::RawSeries;
 use crate::time::rfc3339;
 

@@ -135,8 +135,8 @@ pub struct RunArgs {
     pub plots: PlotMode,
     /// Forecast only part I of N of the resources (1-based, e.g. 2/4; a stable hash of each
     /// name decides); join the parts with `headroom merge`.
-    #[arg(long, value_parser = crate::pipeline::Shard::parse)]
-    pub shard: Option<crate::pipeline::Shard>,
+    #[arg(long, value_parser = crate::shard::Shard::parse)]
+    pub shard: Option<crate::shard::Shard>,
     /// Only errors on stderr.
     #[arg(long)]
     pub quiet: bool,

@@ -16,13 +16,16 @@ use crate::cli::{
     BacktestArgs, BenchArgs, CheckArgs, Command, ForecastArgs, MergeArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs,
 };
 use crate::config::{self, ResourceSettings};
-use crate::pipeline::{self, Progress, ResourceForecast};
+use crate::outcome::{ResourceForecast, RunResult};
+use crate::pipeline::{self, Progress};
 use crate::report::merge::{self, ShardFile};
 use crate::report::stream::Streamer;
 use crate::report::{self, PlotMode, Report, RunMeta};
+use crate::resource::forecast_resource;
 use crate::scenario::{self, Scenario};
 use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
+use crate::source::fleet::snapshot;
 use crate::time::{parse_date, parse_duration, rfc3339};
 
 /// Prints a line on stdout. A reader that went away (`headroom check | head`) ends the
@@ -119,7 +122,7 @@ fn merge(args: &MergeArgs) -> anyhow::Result<Status> {
 }
 
 /// Notes, errors and the one-line summary on stderr, and the exit status of a run.
-fn conclude(result: &pipeline::RunResult, plot_errors: &[String], out: &Path, quiet: bool, started: Instant) -> Status {
+fn conclude(result: &RunResult, plot_errors: &[String], out: &Path, quiet: bool, started: Instant) -> Status {
     if !quiet {
         for n in &result.notes {
             eprintln!("note: {n}");
@@ -315,8 +318,8 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
 fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
     let (raw, settings) = one_series(args)?;
     let input = args.input.as_deref().unwrap_or(Path::new("-"));
-    let r: ResourceForecast = pipeline::forecast_resource(&raw, "file", &settings, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let r: ResourceForecast =
+        forecast_resource(&raw, "file", &settings, None).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     for n in &r.notes {
         eprintln!("note: {n}");
     }
@@ -418,7 +421,7 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
         vec![]
     };
     let since = existing.iter().filter_map(|s| s.timestamps.iter().max().copied()).min();
-    let (fresh, errors, notes) = pipeline::snapshot(&cfg, as_of, since);
+    let (fresh, errors, notes) = snapshot(&cfg, as_of, since);
     let fetch_secs = started.elapsed().as_secs_f64();
     let fetched: usize = fresh.iter().map(|s| s.timestamps.len()).sum();
     let series = merge_snapshot(existing, fresh);
@@ -496,7 +499,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Status> {
         if entry.query.is_some() {
             one.resources[0].settings.history = entry.settings.step.unwrap_or(3600).max(3600);
         }
-        let (mut series, errors, _) = pipeline::snapshot(&one, as_of, None);
+        let (mut series, errors, _) = snapshot(&one, as_of, None);
         if entry.exact_name().is_none() {
             // As in `run`: series named by another entry of the same source are that entry's.
             series.retain(|s| {

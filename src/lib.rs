@@ -1,8 +1,10 @@
 //! headroom: when does each resource run out, how sure are we, and what would change it.
 //!
-//! One pipeline, one module per stage: `source` (files) → `series` (regular steps) →
-//! `model` (fit, select, forecast) → `breach` (crossings, headroom) → `report` (outputs).
-//! `pipeline` runs the stages over a fleet; `commands` turns flags into runs and exit codes.
+//! One pipeline, one module per stage: `source` (files, servers; `source::fleet` pairs series
+//! with config entries) → `series` (regular steps) → `model` (fit, select, forecast) →
+//! `breach` / `scenario` (crossings, headroom, what-ifs) → `outcome` (what a run produced) →
+//! `report` (outputs). `resource` takes one series through the stages, `pipeline` runs them
+//! over a fleet (`shard` picks a part of it); `commands` turns flags into runs and exit codes.
 
 pub mod backtest;
 pub mod breach;
@@ -10,11 +12,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod model;
+pub mod outcome;
 pub mod pipeline;
 pub mod report;
+pub mod resource;
 pub mod sample;
 pub mod scenario;
 pub mod series;
+pub mod shard;
 pub mod source;
 pub mod stats;
 pub mod time;

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
 use crate::breach::{Breach, days_between};
-use crate::pipeline::ResourceForecast;
+use crate::outcome::ResourceForecast;
 use crate::time::{day, format_duration, rfc3339};
 use crate::units::format_quantity;
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{Exporter, Report};
 use crate::breach::{Breach, days_between};
 use crate::model::Forecast;
-use crate::pipeline::{ResourceForecast, Shift};
+use crate::outcome::{ResourceForecast, Shift};
 use crate::time::{format_duration, rfc3339};
 
 /// Bumped on any incompatible change to `forecasts.json`.

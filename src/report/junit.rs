@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::{Exporter, Report, escape_xml as esc, level, percent, threshold};
 use crate::breach::days_between;
-use crate::pipeline::ResourceForecast;
+use crate::outcome::ResourceForecast;
 use crate::time::{format_duration, rfc3339};
 
 pub struct Junit;

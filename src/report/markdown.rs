@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::{Exporter, Report, level, opt_day, percent, threshold};
 use crate::breach::{Breach, days_between};
-use crate::pipeline::{ResourceForecast, RunResult};
+use crate::outcome::{ResourceForecast, RunResult};
 use crate::time::{day, rfc3339};
 
 pub struct Summary;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stream::{PathWriter, Plots, Rows, Streamer, plotted};
 use super::{PlotMode, RunMeta};
-use crate::pipeline::{ResourceForecast, RunResult, rank};
+use crate::outcome::{ResourceForecast, RunResult, rank};
 
 /// The summaries a shard leaves for `merge`, beside its own reports.
 pub const SHARD_FILE: &str = "shard.json";
@@ -98,7 +98,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
         }
         run.resources.extend(s.run.resources.iter().cloned());
     }
-    crate::pipeline::order_errors(&mut run.errors);
+    crate::outcome::order_errors(&mut run.errors);
     rank(&mut run.resources, run.as_of);
     let slugs = first.slugs.clone();
 

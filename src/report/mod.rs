@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::pipeline::{ResourceForecast, RunResult};
+use crate::outcome::{ResourceForecast, RunResult};
 pub use crate::units::fmt_value;
 use crate::units::format_quantity;
 
@@ -187,7 +187,8 @@ pub(crate) mod testdata {
     //! A small deterministic run for snapshot tests of the exporters.
     use super::*;
     use crate::config::{EventKind, FailOn, ResourceSettings};
-    use crate::pipeline::{RunError, RunResult, forecast_resource, rank};
+    use crate::outcome::{RunError, RunResult, rank};
+    use crate::resource::forecast_resource;
     use crate::source::RawSeries;
 
     pub fn run() -> RunResult {

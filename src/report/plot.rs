@@ -12,7 +12,7 @@ use resvg::{tiny_skia, usvg};
 
 use super::{percent, threshold};
 use crate::config::EventKind;
-use crate::pipeline::{Detail, ResourceForecast};
+use crate::outcome::{Detail, ResourceForecast};
 use crate::time::day;
 
 const SIZE: (u32, u32) = (1000, 500);

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::{Exporter, Report};
-use crate::pipeline::ResourceForecast;
+use crate::outcome::ResourceForecast;
 
 pub struct Textfile;
 

@@ -11,7 +11,8 @@ use polars::prelude::*;
 
 use super::{PlotMode, plot};
 use crate::model::Forecast;
-use crate::pipeline::{ResourceForecast, Sink, rank_order};
+use crate::outcome::{ResourceForecast, rank_order};
+use crate::pipeline::Sink;
 
 /// A fleet up to this size has every resource plotted (`--plots auto`) and its plots inline
 /// in `index.html`; a larger one has plots for resources that cross a threshold within the
@@ -299,7 +300,7 @@ fn frame(rows: Rows, with_scenario: bool) -> Result<DataFrame, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::rank;
+    use crate::outcome::rank;
     use crate::report::testdata;
 
     #[test]

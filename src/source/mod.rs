@@ -6,6 +6,7 @@ pub const CAPACITY: &str = "capacity";
 
 pub mod answer;
 pub mod file;
+pub mod fleet;
 pub mod prometheus;
 pub mod redact;
 

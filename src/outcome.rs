@@ -1,0 +1,318 @@
+//! What a run produced: each resource's forecast, breaches, scenarios and notes, the run's
+//! errors, and the ranking. Every exporter reads these; none of them refits anything.
+
+use serde::{Deserialize, Serialize};
+
+use crate::breach::{self, Breach};
+use crate::config::{FailOn, ResourceSettings};
+use crate::model::changepoint;
+use crate::model::select::{self, Backtest};
+use crate::model::{ErrorPaths, Forecast, seasonal_periods};
+use crate::scenario::Scenario;
+use crate::series::Series;
+use crate::shard::Shard;
+
+/// One resource, forecast: a small summary kept for the whole run (ranking and reports), and
+/// the full detail (history, paths, backtest errors) that lives only while the resource
+/// streams through plots and path files, then is shed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceForecast {
+    /// Position in the run's list of resources (all shards counted): path files follow it.
+    pub index: usize,
+    pub name: String,
+    pub source: String,
+    pub settings: ResourceSettings,
+    pub step: i64,
+    /// First and last timestamps of the prepared history.
+    pub history_start: i64,
+    pub last_observed: i64,
+    /// First timestamp the model was fitted on (later than the history's start after a level shift).
+    pub fit_start: i64,
+    /// A level shift found in the data that the forecast starts from (configured ones are
+    /// events), if any.
+    #[serde(default)]
+    pub level_shift: Option<i64>,
+    pub model: String,
+    pub backtest: Option<Backtest>,
+    /// Timestamp of the first forecast step (last history step + one step).
+    pub forecast_start: i64,
+    pub breaches: Vec<Breach>,
+    /// Configured scenarios that apply to this resource: (name, breaches); paths in `detail`.
+    pub scenarios: Vec<(String, Vec<Breach>)>,
+    #[serde(with = "crate::stats::nan_null")]
+    pub last_value: f64,
+    /// The capacity factor that keeps the upper bound below the highest threshold (> 1).
+    pub capacity_needed: Option<f64>,
+    /// The forecast as reports carry it: every step up to [`OUTLINE_STEPS`], else one point
+    /// per UTC day (mean of the means, lowest lower, highest upper).
+    pub outline: Vec<Point>,
+    /// Things worth knowing that did not stop the forecast.
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    pub detail: Option<Detail>,
+}
+
+/// What a resource carries only while it streams through the run.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The prepared history (regular steps, gaps as NaN).
+    pub history: Series,
+    /// In-sample fitted values from `fit_start`, one per history step.
+    pub fitted: Vec<f64>,
+    pub forecast: Forecast,
+    /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
+    pub errors: ErrorPaths,
+    /// Where the fit moved the history before a level shift onto the new regime.
+    pub moved: Option<(usize, changepoint::Regime)>,
+    /// The scenarios' paths, in the order of `scenarios`.
+    pub scenario_paths: Vec<Forecast>,
+}
+
+/// One point of a forecast outline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub t: i64,
+    pub mean: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// Forecasts up to this many steps are outlined step by step; longer ones by day.
+pub const OUTLINE_STEPS: usize = 400;
+
+/// Every step of a short forecast, or one point per UTC day of a long one.
+pub fn outline(f: &Forecast, start: i64, step: i64) -> Vec<Point> {
+    let t = |i: usize| start + i as i64 * step;
+    if f.mean.len() <= OUTLINE_STEPS {
+        return (0..f.mean.len())
+            .map(|i| Point { t: t(i), mean: f.mean[i], lower: f.lower[i], upper: f.upper[i] })
+            .collect();
+    }
+    let mut out: Vec<(Point, usize)> = vec![];
+    for i in 0..f.mean.len() {
+        let day = t(i).div_euclid(86_400);
+        match out.last_mut() {
+            Some((p, n)) if p.t.div_euclid(86_400) == day => {
+                p.mean += f.mean[i];
+                p.lower = p.lower.min(f.lower[i]);
+                p.upper = p.upper.max(f.upper[i]);
+                *n += 1;
+            }
+            _ => out.push((Point { t: t(i), mean: f.mean[i], lower: f.lower[i], upper: f.upper[i] }, 1)),
+        }
+    }
+    out.into_iter().map(|(p, n)| Point { mean: p.mean / n as f64, ..p }).collect()
+}
+
+impl ResourceForecast {
+    pub fn step(&self) -> i64 {
+        self.step
+    }
+
+    /// Drops the detail, keeping the summary.
+    pub fn shed(&mut self) {
+        self.detail = None;
+    }
+
+    fn detail(&self) -> Result<&Detail, String> {
+        self.detail.as_ref().ok_or_else(|| format!("resource {}: detail already shed", self.name))
+    }
+
+    pub fn forecast_time(&self, i: usize) -> i64 {
+        self.forecast_start + i as i64 * self.step()
+    }
+
+    pub fn expected_at(&self, b: &Breach) -> Option<i64> {
+        Breach::at(b.expected_step, self.forecast_start, self.step())
+    }
+
+    pub fn earliest_at(&self, b: &Breach) -> Option<i64> {
+        Breach::at(b.earliest_step, self.forecast_start, self.step())
+    }
+
+    pub fn breach(&self, name: &str) -> Option<&Breach> {
+        self.breaches.iter().find(|b| b.name == name)
+    }
+
+    /// Days from `as_of` until the earliest (upper-bound) crossing of the lowest threshold:
+    /// the conservative headroom. None: no crossing within the horizon.
+    pub fn headroom_days(&self, as_of: i64) -> Option<f64> {
+        self.breaches.iter().filter_map(|b| self.earliest_at(b)).min().map(|t| breach::days_between(as_of, t))
+    }
+
+    /// The highest threshold whose earliest crossing lies within `alert_within` of `as_of`.
+    pub fn alert(&self, as_of: i64) -> Option<&Breach> {
+        let limit = as_of + self.settings.alert_within;
+        self.breaches.iter().rev().find(|b| self.earliest_at(b).is_some_and(|t| t <= limit))
+    }
+
+    /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
+    pub fn status(&self, as_of: i64) -> &str {
+        self.alert(as_of).map_or("ok", |b| b.name.as_str())
+    }
+
+    /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
+    /// overridden where the scenario says so), on the same basis as the baseline's. Needs the
+    /// detail.
+    pub fn scenario(&self, s: &Scenario) -> Result<(Forecast, Vec<Breach>), String> {
+        let d = self.detail()?;
+        let season = seasonal_periods(self.step()).last().copied().unwrap_or(24);
+        let basis = fit_basis(&d.history, self.fit_start, d.moved);
+        let range = select::Range::of(&basis.values, self.settings.bounded);
+        let f = range.tidy(s.apply(&d.forecast, d.history.end(), self.step(), season, range.bounds()));
+        let breaches = analyse_thresholds(&self.settings, &s.thresholds, &f, &basis.values, &d.errors);
+        Ok((f, breaches))
+    }
+
+    /// Adds a scenario's outcome (breaches to the summary, the path to the detail).
+    pub fn add_scenario(&mut self, s: &Scenario) -> Result<(), String> {
+        let (path, breaches) = self.scenario(s)?;
+        self.scenarios.push((s.name.clone(), breaches));
+        if let Some(d) = self.detail.as_mut() {
+            d.scenario_paths.push(path);
+        }
+        Ok(())
+    }
+
+    /// How a scenario moves a threshold's earliest crossing against the baseline.
+    pub fn shift(&self, scenario_breach: &Breach) -> Shift {
+        let base = self.breach(&scenario_breach.name).and_then(|b| self.earliest_at(b));
+        match (Breach::at(scenario_breach.earliest_step, self.forecast_start, self.step()), base) {
+            (Some(s), Some(t)) => Shift::Days((s - t) as f64 / 86_400.0),
+            (None, Some(_)) => Shift::BeyondHorizon,
+            _ => Shift::Unknown,
+        }
+    }
+
+    /// The last date to act: earliest crossing minus the lead time.
+    pub fn act_by(&self, b: &Breach) -> Option<i64> {
+        self.earliest_at(b).map(|t| t - self.settings.lead_time)
+    }
+}
+
+/// A scenario's earliest crossing against the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shift {
+    /// Days later (positive) or earlier (negative).
+    Days(f64),
+    /// The baseline crosses; the scenario does not within the horizon.
+    BeyondHorizon,
+    /// The baseline does not cross (nothing to compare with).
+    Unknown,
+}
+
+impl std::fmt::Display for Shift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shift::Days(d) => write!(f, "{d:+.1}"),
+            Shift::BeyondHorizon => write!(f, "beyond the horizon"),
+            Shift::Unknown => write!(f, "–"),
+        }
+    }
+}
+
+/// A resource (or a whole source) that could not be forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    pub resource: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.resource {
+            Some(r) => write!(f, "resource {r}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Everything a run produced, ranked: least headroom first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub as_of: i64,
+    /// Resources in the whole run, all shards counted (errors aside).
+    pub total: usize,
+    pub shard: Option<Shard>,
+    pub resources: Vec<ResourceForecast>,
+    pub errors: Vec<RunError>,
+    pub notes: Vec<String>,
+    pub fail_on: FailOn,
+}
+
+impl RunResult {
+    /// Resources whose earliest crossing of the `fail_on` threshold lies within `alert_within`.
+    pub fn failing(&self) -> Vec<&ResourceForecast> {
+        let wanted = match self.fail_on {
+            FailOn::Never => return vec![],
+            FailOn::Soft => "soft",
+            FailOn::Hard => "hard",
+        };
+        self.resources
+            .iter()
+            .filter(|r| {
+                let limit = self.as_of + r.settings.alert_within;
+                r.breach(wanted).and_then(|b| r.earliest_at(b)).is_some_and(|t| t <= limit)
+            })
+            .collect()
+    }
+}
+
+/// Every threshold of a resource against one path (the baseline's or a scenario's, with the
+/// scenario's threshold overrides), read against the history as the fit saw it: one
+/// analysis for both, so a scenario that changes nothing reproduces the baseline.
+pub fn analyse_thresholds(
+    settings: &ResourceSettings,
+    overrides: &[(String, f64)],
+    forecast: &Forecast,
+    basis: &[f64],
+    errors: &ErrorPaths,
+) -> Vec<Breach> {
+    settings
+        .thresholds
+        .iter()
+        .map(|(name, t)| {
+            let t = overrides.iter().find(|(n, _)| n == name).map_or(*t, |o| o.1);
+            breach::analyse(name, t, forecast, settings.level, basis, errors)
+        })
+        .collect()
+}
+
+/// The history the model was fitted on: from `fit_start`, with the steps before a level
+/// shift moved onto the new regime where the fit did so.
+pub fn fit_basis(history: &Series, fit_start: i64, moved: Option<(usize, changepoint::Regime)>) -> Series {
+    let mut fit = history.since(fit_start);
+    if let Some((at, regime)) = moved {
+        fit.values.iter_mut().take(at).for_each(|v| *v = regime.map(*v));
+    }
+    fit
+}
+
+/// Least headroom first: already breached, then soonest earliest crossing, then the highest
+/// breach probability, then by name (so the order is deterministic).
+pub fn rank(resources: &mut [ResourceForecast], as_of: i64) {
+    resources.sort_by(|a, b| rank_order(a, b, as_of));
+}
+
+/// The ranking's order of two resources.
+pub fn rank_order(a: &ResourceForecast, b: &ResourceForecast, as_of: i64) -> std::cmp::Ordering {
+    let key = |r: &ResourceForecast| {
+        let breached = r.breaches.iter().filter(|b| b.already_breached).count();
+        let days = r.headroom_days(as_of).unwrap_or(f64::INFINITY);
+        let p = r.breaches.iter().map(|b| b.probability).fold(0.0, f64::max);
+        (std::cmp::Reverse(breached), days, -p)
+    };
+    let (ka, kb) = (key(a), key(b));
+    ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then_with(|| a.name.cmp(&b.name))
+}
+
+/// Errors in a fixed order, however the run was split: errors of whole sources as they were
+/// met, then resources' errors by name.
+pub fn order_errors(errors: &mut [RunError]) {
+    errors.sort_by(|a, b| match (&a.resource, &b.resource) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(y).then_with(|| a.message.cmp(&b.message)),
+    });
+}
