@@ -341,4 +341,9 @@ mod tests {
         assert!(page.contains("Could not be forecast"));
         assert!(!page.contains("http://") && !page.contains("https://"), "no network references");
     }
+
+    #[test]
+    fn snapshot() {
+        insta::assert_snapshot!(testdata::render(&Page, true));
+    }
 }
