@@ -142,8 +142,13 @@ impl ResourceForecast {
 
     /// The highest threshold whose earliest crossing lies within `alert_within` of `as_of`.
     pub fn alert(&self, as_of: i64) -> Option<&Breach> {
-        let limit = as_of + self.settings.alert_within;
+        let limit = self.alert_until(as_of);
         self.breaches.iter().rev().find(|b| self.earliest_at(b).is_some_and(|t| t <= limit))
+    }
+
+    /// The end of the alert window: crossings up to here alert.
+    pub fn alert_until(&self, as_of: i64) -> i64 {
+        as_of + self.settings.alert_within
     }
 
     /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
@@ -174,23 +179,112 @@ impl ResourceForecast {
         Ok(())
     }
 
-    /// How a scenario moves a threshold's earliest crossing against the baseline.
-    pub fn shift(&self, scenario_breach: &Breach) -> Shift {
-        let base = self.breach(&scenario_breach.name).and_then(|b| self.earliest_at(b));
-        match (Breach::at(scenario_breach.earliest_step, self.forecast_start, self.step()), base) {
-            (Some(s), Some(t)) => Shift::Days((s - t) as f64 / 86_400.0),
-            (None, Some(_)) => Shift::BeyondHorizon,
-            _ => Shift::Unknown,
-        }
-    }
-
     /// The last date to act: earliest crossing minus the lead time.
     pub fn act_by(&self, b: &Breach) -> Option<i64> {
         self.earliest_at(b).map(|t| t - self.settings.lead_time)
     }
+
+    /// One threshold's crossing (baseline or scenario) as instants and days from `as_of`.
+    pub fn crossing<'a>(&self, b: &'a Breach, as_of: i64) -> Crossing<'a> {
+        let (expected, earliest) = (self.expected_at(b), self.earliest_at(b));
+        let days = |t: Option<i64>| t.map(|t| breach::days_between(as_of, t));
+        Crossing {
+            breach: b,
+            expected,
+            earliest,
+            expected_days: days(expected),
+            earliest_days: days(earliest),
+            act_by: self.act_by(b),
+        }
+    }
+
+    /// What every report says of this resource, worked out once: status, headroom, each
+    /// threshold's crossings, and how far each scenario moves them.
+    pub fn view(&self, as_of: i64) -> View<'_> {
+        let crossings: Vec<Crossing> = self.breaches.iter().map(|b| self.crossing(b, as_of)).collect();
+        let alert = self.alert(as_of).map(|b| self.crossing(b, as_of));
+        let base = |name: &str| crossings.iter().find(|c| c.breach.name == name);
+        let scenarios = self
+            .scenarios
+            .iter()
+            .map(|(name, breaches)| {
+                let moved = breaches
+                    .iter()
+                    .map(|b| {
+                        let c = self.crossing(b, as_of);
+                        let was = base(&b.name);
+                        ScenarioCrossing {
+                            expected_moved: Shift::between(was.and_then(|w| w.expected), c.expected),
+                            earliest_moved: Shift::between(was.and_then(|w| w.earliest), c.earliest),
+                            crossing: c,
+                        }
+                    })
+                    .collect();
+                (name.as_str(), moved)
+            })
+            .collect();
+        View {
+            alert_until: self.alert_until(as_of),
+            status: alert.as_ref().map_or("ok", |c| c.breach.name.as_str()),
+            headroom_days: crossings.iter().filter_map(|c| c.earliest_days).reduce(f64::min),
+            p_hard: self.breach("hard").map(|b| b.probability),
+            act_by: crossings.last().and_then(|c| c.act_by),
+            alert,
+            crossings,
+            scenarios,
+        }
+    }
 }
 
-/// A scenario's earliest crossing against the baseline's.
+/// One threshold's crossing as every report shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crossing<'a> {
+    pub breach: &'a Breach,
+    /// When the mean path and the upper bound first reach the threshold (the first forecast
+    /// step when it is already breached).
+    pub expected: Option<i64>,
+    pub earliest: Option<i64>,
+    /// Days from the as-of date to them (0 for a crossing at or before it).
+    pub expected_days: Option<f64>,
+    pub earliest_days: Option<f64>,
+    /// The earliest crossing minus the lead time.
+    pub act_by: Option<i64>,
+}
+
+/// A scenario's crossing of one threshold and how far it moved from the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScenarioCrossing<'a> {
+    pub crossing: Crossing<'a>,
+    pub expected_moved: Shift,
+    pub earliest_moved: Shift,
+}
+
+/// What every report says of one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View<'a> {
+    /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
+    pub status: &'a str,
+    /// The highest threshold whose earliest crossing lies within the alert window.
+    pub alert: Option<Crossing<'a>>,
+    /// Days to the first upper-bound crossing of any threshold (None: none in the horizon).
+    pub headroom_days: Option<f64>,
+    pub crossings: Vec<Crossing<'a>>,
+    pub p_hard: Option<f64>,
+    /// When to act on the highest threshold.
+    pub act_by: Option<i64>,
+    pub scenarios: Vec<(&'a str, Vec<ScenarioCrossing<'a>>)>,
+    /// The end of the alert window.
+    pub alert_until: i64,
+}
+
+impl View<'_> {
+    /// Whether a crossing's earliest date falls within the alert window.
+    pub fn alerts(&self, c: &Crossing) -> bool {
+        c.earliest.is_some_and(|t| t <= self.alert_until)
+    }
+}
+
+/// A scenario's crossing against the baseline's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shift {
     /// Days later (positive) or earlier (negative).
@@ -199,6 +293,17 @@ pub enum Shift {
     BeyondHorizon,
     /// The baseline does not cross (nothing to compare with).
     Unknown,
+}
+
+impl Shift {
+    /// From the baseline's crossing to a scenario's.
+    pub fn between(baseline: Option<i64>, scenario: Option<i64>) -> Shift {
+        match (scenario, baseline) {
+            (Some(s), Some(t)) => Shift::Days((s - t) as f64 / 86_400.0),
+            (None, Some(_)) => Shift::BeyondHorizon,
+            _ => Shift::Unknown,
+        }
+    }
 }
 
 impl std::fmt::Display for Shift {
@@ -250,10 +355,7 @@ impl RunResult {
         };
         self.resources
             .iter()
-            .filter(|r| {
-                let limit = self.as_of + r.settings.alert_within;
-                r.breach(wanted).and_then(|b| r.earliest_at(b)).is_some_and(|t| t <= limit)
-            })
+            .filter(|r| r.breach(wanted).and_then(|b| r.earliest_at(b)).is_some_and(|t| t <= r.alert_until(self.as_of)))
             .collect()
     }
 }

@@ -161,6 +161,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Shift;
     use crate::scenario::Scenario;
 
     /// Sixty days hourly around 0.5 with a daily cycle, jumping by `jump` `after` hours
@@ -210,5 +211,43 @@ mod tests {
             assert_eq!(path, d.forecast, "shift {after}");
             assert_eq!(breaches, r.breaches, "shift {after}");
         }
+    }
+
+    #[test]
+    fn the_view_moves_both_crossings_and_agrees_with_itself() {
+        // A ramp of 0.05 a day from 0.2: soft (0.9) is crossed in about two weeks.
+        let n = 60 * 24;
+        let start = 1_780_000_000 / 3600 * 3600;
+        let ts: Vec<i64> = (0..n).map(|i| start + i as i64 * 3600).collect();
+        let vs: Vec<f64> =
+            (0..n).map(|i| 0.2 + 0.05 * i as f64 / 24.0 / 10.0 + 0.002 * ((i * 31 % 17) as f64)).collect();
+        let settings = ResourceSettings {
+            horizon: 60 * 86_400,
+            thresholds: vec![("soft".into(), 0.6), ("hard".into(), 0.9)],
+            ..Default::default()
+        };
+        let mut r = forecast_resource(&RawSeries::new("r".into(), "t".into(), ts, vs), "s", &settings, None).unwrap();
+        let faster = Scenario {
+            name: "faster".into(),
+            growth: Some(3.0),
+            growth_from: None,
+            add: None,
+            capacity: None,
+            seasonal_amplitude: None,
+            thresholds: vec![],
+            resources: vec![],
+        };
+        r.add_scenario(&faster).unwrap();
+        let as_of = r.last_observed;
+        let v = r.view(as_of);
+        let soft = &v.crossings[0];
+        assert!(soft.expected.is_some() && soft.earliest < soft.expected, "{soft:?}");
+        assert_eq!(v.headroom_days, soft.earliest_days, "headroom is the first upper-bound crossing");
+        let moved = &v.scenarios[0].1[0];
+        let (Shift::Days(e), Shift::Days(l)) = (moved.expected_moved, moved.earliest_moved) else {
+            panic!("both crossings move: {moved:?}")
+        };
+        assert!(e < 0.0 && l < 0.0, "faster growth crosses earlier: {e} {l}");
+        assert!((e - l).abs() > 0.1, "the expected crossing moves more than the earliest: {e} {l}");
     }
 }

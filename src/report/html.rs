@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
-use crate::breach::{Breach, days_between};
-use crate::outcome::ResourceForecast;
+use crate::outcome::{ResourceForecast, View};
 use crate::time::{day, format_duration, rfc3339};
 use crate::units::format_quantity;
 
@@ -78,13 +77,14 @@ impl Exporter for Page {
         h.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th></tr></thead>\n<tbody>\n");
         for (i, r) in run.resources.iter().enumerate() {
             let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
-            let headroom = r.headroom_days(as_of);
-            let cross = |name: &str| match r.breach(name) {
+            let v = r.view(as_of);
+            let headroom = v.headroom_days;
+            let cross = |name: &str| match v.crossings.iter().find(|c| c.breach.name == name) {
                 None => "–".to_string(),
-                Some(b) if b.already_breached => "already breached".into(),
-                Some(b) => format!("{} / {}", opt_day(r.expected_at(b)), opt_day(r.earliest_at(b))),
+                Some(c) if c.breach.already_breached => "already breached".into(),
+                Some(c) => format!("{} / {}", opt_day(c.expected), opt_day(c.earliest)),
             };
-            let p_hard = r.breach("hard").map(|b| b.probability);
+            let p_hard = v.p_hard;
             let mase = r.backtest.as_ref().and_then(|b| b.mase);
             let _ = writeln!(
                 h,
@@ -93,8 +93,8 @@ impl Exporter for Page {
                 i + 1,
                 esc(&slug),
                 esc(&r.name),
-                status_rank(r, as_of),
-                status_badge(r, as_of),
+                status_rank(&v),
+                status_badge(&v),
                 level(r, r.last_value),
                 headroom.map_or("Infinity".into(), |d| format!("{d:.3}")),
                 headroom.map_or("&gt; horizon".into(), |d| format!("{d:.1}")),
@@ -136,7 +136,8 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     let as_of = report.run.as_of;
     let s = &r.settings;
     let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
-    let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(r, as_of));
+    let v = r.view(as_of);
+    let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(&v));
     match report.plots.get(&r.name) {
         Some(svg) if !svg.is_empty() => {
             let _ = writeln!(h, "<div class=\"plot\">{svg}</div>");
@@ -153,36 +154,40 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         None => h.push_str("<p class=\"sub\">Not plotted in this run (<code>--plots</code>).</p>\n"),
     }
     h.push_str("<table>\n<thead><tr><th>Threshold</th><th>Value</th><th>Expected (mean)</th><th>Earliest (upper bound)</th><th>Act by</th><th>Probability</th></tr></thead>\n<tbody>\n");
-    for b in &r.breaches {
-        let days = |t: Option<i64>| t.map_or("–".into(), |t| format!("{} ({:.1} d)", day(t), days_between(as_of, t)));
+    for c in &v.crossings {
+        let b = c.breach;
+        let days = |t: Option<i64>, d: Option<f64>| match (t, d) {
+            (Some(t), Some(d)) => format!("{} ({d:.1} d)", day(t)),
+            _ => "–".into(),
+        };
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&b.name),
             threshold(r, b.threshold),
-            if b.already_breached { "already breached".into() } else { days(r.expected_at(b)) },
-            if b.already_breached { "already breached".into() } else { days(r.earliest_at(b)) },
-            r.act_by(b).map_or("–".into(), day),
+            if b.already_breached { "already breached".into() } else { days(c.expected, c.expected_days) },
+            if b.already_breached { "already breached".into() } else { days(c.earliest, c.earliest_days) },
+            c.act_by.map_or("–".into(), day),
             percent(b.probability)
         );
     }
     h.push_str("</tbody>\n</table>\n");
-    if !r.scenarios.is_empty() {
-        h.push_str("<table>\n<thead><tr><th>What if</th><th>Threshold</th><th>Expected</th><th>Earliest</th><th>Days gained</th><th>Probability</th></tr></thead>\n<tbody>\n");
-        for (name, breaches) in &r.scenarios {
-            for b in breaches {
-                let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
-                let gained = r.shift(b);
+    if !v.scenarios.is_empty() {
+        h.push_str("<table>\n<thead><tr><th>What if</th><th>Threshold</th><th>Expected</th><th>Earliest</th><th>Days gained: expected / earliest</th><th>Probability</th></tr></thead>\n<tbody>\n");
+        for (name, moved) in &v.scenarios {
+            for m in moved {
+                let c = &m.crossing;
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td></tr>",
                     esc(name),
-                    esc(&b.name),
-                    threshold(r, b.threshold),
-                    opt_day(at(b.expected_step)),
-                    opt_day(at(b.earliest_step)),
-                    gained,
-                    percent(b.probability)
+                    esc(&c.breach.name),
+                    threshold(r, c.breach.threshold),
+                    opt_day(c.expected),
+                    opt_day(c.earliest),
+                    m.expected_moved,
+                    m.earliest_moved,
+                    percent(c.breach.probability)
                 );
             }
         }
@@ -194,7 +199,7 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     };
     fact("Source", esc(&r.source));
     if let Some(k) = r.capacity_needed {
-        let by = r.breaches.last().and_then(|b| r.act_by(b)).map_or(String::new(), |t| format!(", act by {}", day(t)));
+        let by = v.act_by.map_or(String::new(), |t| format!(", act by {}", day(t)));
         fact(
             "Capacity needed",
             format!(
@@ -303,8 +308,8 @@ fn settings_section(h: &mut String, report: &Report) {
 }
 
 /// Sort key for the status column: most urgent first when ascending.
-fn status_rank(r: &ResourceForecast, as_of: i64) -> u8 {
-    match r.status(as_of) {
+fn status_rank(v: &View) -> u8 {
+    match v.status {
         "hard" => 0,
         "ok" => 9,
         _ => 1,
@@ -312,16 +317,16 @@ fn status_rank(r: &ResourceForecast, as_of: i64) -> u8 {
 }
 
 /// Colour and text, so the status reads without colour too.
-fn status_badge(r: &ResourceForecast, as_of: i64) -> String {
-    match r.alert(as_of) {
-        Some(b) => {
-            let class = if b.name == "hard" { "status-hard" } else { "status-soft" };
-            let when = if b.already_breached {
-                "already breached".to_string()
-            } else {
-                format!("in {:.0} d", r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t)))
+fn status_badge(v: &View) -> String {
+    match &v.alert {
+        Some(c) => {
+            let class = if c.breach.name == "hard" { "status-hard" } else { "status-soft" };
+            let when = match c.earliest_days {
+                _ if c.breach.already_breached => "already breached".to_string(),
+                Some(d) => format!("in {d:.1} d"),
+                None => String::new(),
             };
-            format!("<span class=\"status {class}\">{} {when}</span>", esc(&b.name.to_uppercase()))
+            format!("<span class=\"status {class}\">{} {when}</span>", esc(&c.breach.name.to_uppercase()))
         }
         None => "<span class=\"status status-ok\">OK</span>".into(),
     }

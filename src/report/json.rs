@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Exporter, Report};
-use crate::breach::{Breach, days_between};
+use crate::breach::Breach;
 use crate::model::Forecast;
 use crate::outcome::{ResourceForecast, Shift};
 use crate::time::{format_duration, rfc3339};
@@ -75,12 +75,17 @@ impl serde::Serialize for Resources<'_> {
 
 fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
     let s = &r.settings;
-    let days = |t: Option<i64>| t.map(|t| round(days_between(as_of, t), 2));
+    let v = r.view(as_of);
+    let days = |d: Option<f64>| d.map(|d| round(d, 2));
+    let moved = |m: Shift| match m {
+        Shift::Days(d) => Some(round(d, 2)),
+        _ => None,
+    };
     json!({
         "name": r.name,
         "source": r.source,
-        "status": r.status(as_of),
-        "headroom_days": days(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min()),
+        "status": v.status,
+        "headroom_days": days(v.headroom_days),
         "last_value": finite(r.last_value),
         "last_observed_at": rfc3339(r.last_observed),
         "model": r.model,
@@ -103,36 +108,30 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
         },
         "capacity_needed": r.capacity_needed.map(|k| json!({
             "factor": round(k, 4),
-            "act_by": r.breaches.last().and_then(|b| r.act_by(b)).map(rfc3339),
+            "act_by": v.act_by.map(rfc3339),
         })),
-        "breaches": r.breaches.iter().map(|b| json!({
-            "name": b.name,
-            "threshold": b.threshold,
-            "expected": r.expected_at(b).map(rfc3339),
-            "earliest": r.earliest_at(b).map(rfc3339),
-            "expected_days": days(r.expected_at(b)),
-            "earliest_days": days(r.earliest_at(b)),
-            "act_by": r.act_by(b).map(rfc3339),
-            "probability": round(b.probability, 4),
-            "already_breached": b.already_breached,
+        "breaches": v.crossings.iter().map(|c| json!({
+            "name": c.breach.name,
+            "threshold": c.breach.threshold,
+            "expected": c.expected.map(rfc3339),
+            "earliest": c.earliest.map(rfc3339),
+            "expected_days": days(c.expected_days),
+            "earliest_days": days(c.earliest_days),
+            "act_by": c.act_by.map(rfc3339),
+            "probability": round(c.breach.probability, 4),
+            "already_breached": c.breach.already_breached,
         })).collect::<Vec<_>>(),
-        "scenarios": r.scenarios.iter().map(|(name, breaches)| json!({
+        "scenarios": v.scenarios.iter().map(|(name, crossings)| json!({
             "name": name,
-            "breaches": breaches.iter().map(|b| {
-                let at = |s: Option<usize>| Breach::at(s, r.forecast_start, r.step());
-                let gained = match r.shift(b) {
-                    Shift::Days(d) => Some(round(d, 2)),
-                    _ => None,
-                };
-                json!({
-                    "name": b.name,
-                    "threshold": b.threshold,
-                    "expected": at(b.expected_step).map(rfc3339),
-                    "earliest": at(b.earliest_step).map(rfc3339),
-                    "probability": round(b.probability, 4),
-                    "days_gained": gained,
-                })
-            }).collect::<Vec<_>>(),
+            "breaches": crossings.iter().map(|m| json!({
+                "name": m.crossing.breach.name,
+                "threshold": m.crossing.breach.threshold,
+                "expected": m.crossing.expected.map(rfc3339),
+                "earliest": m.crossing.earliest.map(rfc3339),
+                "probability": round(m.crossing.breach.probability, 4),
+                "days_gained": moved(m.earliest_moved),
+                "expected_days_gained": moved(m.expected_moved),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "forecast": r.outline.iter().map(|p| json!({
             "timestamp": rfc3339(p.t), "mean": p.mean, "lower": p.lower, "upper": p.upper,

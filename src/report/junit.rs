@@ -5,8 +5,7 @@
 use std::fmt::Write;
 
 use super::{Exporter, Report, escape_xml as esc, level, percent, threshold};
-use crate::breach::days_between;
-use crate::outcome::ResourceForecast;
+use crate::outcome::{ResourceForecast, View};
 use crate::time::{format_duration, rfc3339};
 
 pub struct Junit;
@@ -18,7 +17,7 @@ impl Exporter for Junit {
 
     fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
         let run = report.run;
-        let failures = run.resources.iter().filter(|r| hard_alert(r, run.as_of).is_some()).count();
+        let failures = run.resources.iter().filter(|r| hard_alert(r, &r.view(run.as_of)).is_some()).count();
         let tests = run.resources.len() + run.errors.len();
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
@@ -40,9 +39,11 @@ impl Exporter for Junit {
                 esc(&r.source),
                 esc(&r.name)
             );
+            let v = r.view(run.as_of);
             let mut out = vec![];
-            for b in &r.breaches {
-                let line = match (r.expected_at(b), r.earliest_at(b)) {
+            for c in &v.crossings {
+                let b = c.breach;
+                let line = match (c.expected, c.earliest, c.earliest_days) {
                     _ if b.already_breached => {
                         format!(
                             "{} {}: already breached (last value {})",
@@ -51,12 +52,11 @@ impl Exporter for Junit {
                             level(r, r.last_value)
                         )
                     }
-                    (e, Some(l)) => format!(
-                        "{} {}: earliest {} ({:.1} d), expected {}, probability {}",
+                    (e, Some(l), Some(d)) => format!(
+                        "{} {}: earliest {} ({d:.1} d), expected {}, probability {}",
                         b.name,
                         threshold(r, b.threshold),
                         rfc3339(l),
-                        days_between(run.as_of, l),
                         e.map_or("none within the horizon".into(), rfc3339),
                         percent(b.probability)
                     ),
@@ -64,12 +64,12 @@ impl Exporter for Junit {
                 };
                 out.push(line);
             }
-            if let Some(b) = r.alert(run.as_of).filter(|b| b.name != "hard") {
+            if let Some(c) = v.alert.filter(|c| c.breach.name != "hard") {
                 out.insert(
                     0,
                     format!(
                         "WARNING: {} threshold crossing within {}",
-                        b.name,
+                        c.breach.name,
                         format_duration(r.settings.alert_within)
                     ),
                 );
@@ -79,7 +79,7 @@ impl Exporter for Junit {
                 out.push(format!("[[ATTACHMENT|{}/{png}]]", report.meta.out_dir.trim_end_matches('/')));
             }
             x.push('\n');
-            if let Some(msg) = hard_alert(r, run.as_of) {
+            if let Some(msg) = hard_alert(r, &v) {
                 let _ = writeln!(x, "      <failure type=\"hard\" message=\"{}\">{}</failure>", esc(&msg), esc(&msg));
             }
             let _ = writeln!(x, "      <system-out>{}</system-out>", esc(&out.join("\n")));
@@ -101,22 +101,20 @@ impl Exporter for Junit {
 }
 
 /// The failure message when the hard threshold's earliest crossing is within the alert window.
-fn hard_alert(r: &ResourceForecast, as_of: i64) -> Option<String> {
-    let b = r.breach("hard")?;
-    let at = r.earliest_at(b)?;
-    (at <= as_of + r.settings.alert_within).then(|| {
-        if b.already_breached {
-            format!("hard threshold {} already breached", threshold(r, b.threshold))
-        } else {
-            format!(
-                "hard threshold {} may be reached by {} ({:.1} days, probability {}), within alert_within {}",
-                threshold(r, b.threshold),
-                rfc3339(at),
-                days_between(as_of, at),
-                percent(b.probability),
-                format_duration(r.settings.alert_within)
-            )
-        }
+fn hard_alert(r: &ResourceForecast, v: &View) -> Option<String> {
+    let c = v.crossings.iter().find(|c| c.breach.name == "hard" && v.alerts(c))?;
+    let b = c.breach;
+    Some(if b.already_breached {
+        format!("hard threshold {} already breached", threshold(r, b.threshold))
+    } else {
+        format!(
+            "hard threshold {} may be reached by {} ({:.1} days, probability {}), within alert_within {}",
+            threshold(r, b.threshold),
+            c.earliest.map_or("–".into(), rfc3339),
+            c.earliest_days.unwrap_or(0.0),
+            percent(b.probability),
+            format_duration(r.settings.alert_within)
+        )
     })
 }
 

@@ -3,8 +3,7 @@
 use std::fmt::Write;
 
 use super::{Exporter, Report, level, opt_day, percent, threshold};
-use crate::breach::{Breach, days_between};
-use crate::outcome::{ResourceForecast, RunResult};
+use crate::outcome::{RunResult, View};
 use crate::time::{day, rfc3339};
 
 pub struct Summary;
@@ -32,14 +31,15 @@ impl Exporter for Summary {
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
         for (i, r) in run.resources.iter().enumerate() {
-            let cross = |name: &str| match r.breach(name) {
+            let v = r.view(run.as_of);
+            let cross = |name: &str| match v.crossings.iter().find(|c| c.breach.name == name) {
                 None => "–".to_string(),
-                Some(b) if b.already_breached => "**already breached**".to_string(),
-                Some(b) => format!("{} / {}", opt_day(r.expected_at(b)), opt_day(r.earliest_at(b))),
+                Some(c) if c.breach.already_breached => "**already breached**".to_string(),
+                Some(c) => format!("{} / {}", opt_day(c.expected), opt_day(c.earliest)),
             };
-            let p_hard = r.breach("hard").map_or("–".into(), |b| percent(b.probability));
+            let p_hard = v.p_hard.map_or("–".into(), percent);
             let mase = r.backtest.as_ref().and_then(|b| b.mase).map_or("–".into(), |m| format!("{m:.2}"));
-            let needed = match (r.capacity_needed, r.breaches.last().and_then(|b| r.act_by(b))) {
+            let needed = match (r.capacity_needed, v.act_by) {
                 (Some(k), Some(by)) => format!("×{k:.2} by {}", day(by)),
                 (Some(k), None) => format!("×{k:.2}"),
                 _ => "–".into(),
@@ -49,9 +49,9 @@ impl Exporter for Summary {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 i + 1,
                 escape(&r.name),
-                status_cell(r, run.as_of),
+                status_cell(&v),
                 level(r, r.last_value),
-                r.headroom_days(run.as_of).map_or("> horizon".into(), |d| format!("{d:.1}")),
+                days_cell(v.headroom_days),
                 cross("soft"),
                 cross("hard"),
                 p_hard,
@@ -84,36 +84,40 @@ impl Exporter for Summary {
 /// (positive: later than the baseline) and probability.
 pub fn whatif_table(run: &RunResult) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| resource | scenario | threshold | expected / earliest | days gained | probability |");
+    let _ = writeln!(
+        s,
+        "| resource | scenario | threshold | expected / earliest | days gained: expected / earliest | probability |"
+    );
     let _ = write!(s, "|---|---|---|---|---|---|");
     for r in run.resources.iter().filter(|r| !r.scenarios.is_empty()) {
-        let at = |x: Option<usize>| Breach::at(x, r.forecast_start, r.step());
-        for b in &r.breaches {
+        let v = r.view(run.as_of);
+        for c in &v.crossings {
             let _ = write!(
                 s,
                 "\n| {} | baseline | {} {} | {} / {} | | {} |",
                 escape(&r.name),
-                escape(&b.name),
-                threshold(r, b.threshold),
-                opt_day(at(b.expected_step)),
-                opt_day(at(b.earliest_step)),
-                percent(b.probability)
+                escape(&c.breach.name),
+                threshold(r, c.breach.threshold),
+                opt_day(c.expected),
+                opt_day(c.earliest),
+                percent(c.breach.probability)
             );
         }
-        for (name, breaches) in &r.scenarios {
-            for b in breaches {
-                let gained = r.shift(b);
+        for (name, moved) in &v.scenarios {
+            for m in moved {
+                let c = &m.crossing;
                 let _ = write!(
                     s,
-                    "\n| {} | {} | {} {} | {} / {} | {} | {} |",
+                    "\n| {} | {} | {} {} | {} / {} | {} / {} | {} |",
                     escape(&r.name),
                     escape(name),
-                    escape(&b.name),
-                    threshold(r, b.threshold),
-                    opt_day(at(b.expected_step)),
-                    opt_day(at(b.earliest_step)),
-                    gained,
-                    percent(b.probability)
+                    escape(&c.breach.name),
+                    threshold(r, c.breach.threshold),
+                    opt_day(c.expected),
+                    opt_day(c.earliest),
+                    m.expected_moved,
+                    m.earliest_moved,
+                    percent(c.breach.probability)
                 );
             }
         }
@@ -121,14 +125,17 @@ pub fn whatif_table(run: &RunResult) -> String {
     s
 }
 
-fn status_cell(r: &ResourceForecast, as_of: i64) -> String {
-    match r.alert(as_of) {
-        Some(b) if b.already_breached => format!("**{}** already breached", escape(&b.name)),
-        Some(b) => {
-            format!("**{}** in {:.0} d", escape(&b.name), r.earliest_at(b).map_or(0.0, |t| days_between(as_of, t)))
-        }
+fn status_cell(v: &View) -> String {
+    match &v.alert {
+        Some(c) if c.breach.already_breached => format!("**{}** already breached", escape(&c.breach.name)),
+        Some(c) => format!("**{}** in {} d", escape(&c.breach.name), days_cell(c.earliest_days)),
         None => "ok".into(),
     }
+}
+
+/// Days to a crossing, as the headroom column prints them.
+fn days_cell(days: Option<f64>) -> String {
+    days.map_or("> horizon".into(), |d| format!("{d:.1}"))
 }
 
 /// Keeps a name from breaking the table or turning into HTML where the Markdown is

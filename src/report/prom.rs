@@ -115,7 +115,8 @@ fn resource_value(family: &str, r: &ResourceForecast, as_of: i64) -> Option<Stri
         "headroom_last_value" => r.last_value.is_finite().then(|| num(r.last_value * scale(r))),
         "headroom_capacity" => r.settings.capacity.map(num),
         "headroom_headroom_seconds" => {
-            Some(time(r.breaches.iter().filter_map(|b| r.earliest_at(b)).min().map(|t| (t - as_of).max(0))))
+            let first = r.view(as_of).crossings.iter().filter_map(|c| c.earliest).min();
+            Some(time(first.map(|t| (t - as_of).max(0))))
         }
         _ => r.backtest.as_ref().and_then(|b| b.mase).map(num),
     }
