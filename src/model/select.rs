@@ -120,6 +120,16 @@ struct Design {
 }
 
 impl Design {
+    /// [`CAL_ORIGINS`] origins half the selection's spacing apart, each forecasting half its
+    /// horizon: every other one is a selection origin, whose forecast is reused (a prefix),
+    /// so calibrating a median of four costs half the refits; and twice as many short
+    /// windows steady the quantiles (MSISgm better on all four sets, see bench/ACCURACY.md).
+    fn calibration(n: usize, selection: &Design) -> Self {
+        let h = (selection.h / 2).max(1);
+        let origins = (1..=CAL_ORIGINS).filter_map(|k| n.checked_sub(k * h)).filter(|o| *o >= 3).collect();
+        Design { origins, h }
+    }
+
     /// Up to `count` origins `h` steps apart, each with something to fit on; `h` is the
     /// horizon, or less where the history cannot hold `count` of them plus something to fit on.
     fn new(n: usize, horizon: usize, count: usize) -> Self {
@@ -233,7 +243,7 @@ pub fn forecast(
         let own: Vec<Forecast> = fits.iter().map(|f| f.predict(horizon, level)).collect();
         let mean = range.clamp_path(combine(&own.iter().map(|f| f.mean.clone()).collect::<Vec<_>>(), cand.median));
         let fitted = combine(&fits.iter().map(|f| f.fitted()).collect::<Vec<_>>(), cand.median);
-        let errors = calibration_errors(cand, &pool, &bt, &design, horizon);
+        let errors = calibration_errors(cand, &pool, &bt, &design);
         let forecast = match calibrated(&mean, &errors, level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
             // No backtest: the model's own interval (a single base model here).
@@ -262,19 +272,13 @@ pub fn forecast(
     Err(last_err.unwrap_or(ModelError::TooShort { model: family.to_string(), needed, have }))
 }
 
-/// The chosen forecast's signed errors at [`CAL_ORIGINS`] origins (each forecasting the
-/// horizon or a `CAL_ORIGINS + 1`-th of the history): the interval and breach odds are learnt
-/// from more origins than selection needs (more error paths steady the quantiles; on the
-/// benchmark sets the interval score improved up to six). Forecasts at origins shared with
-/// the selection are reused; with no more origins than it had, its errors are returned.
-fn calibration_errors(
-    cand: &Scored,
-    pool: &[Box<dyn Model>],
-    bt: &Backtester,
-    selection: &Design,
-    horizon: usize,
-) -> Vec<Vec<f64>> {
-    let cal = Design::new(bt.values.len(), horizon, CAL_ORIGINS);
+/// The chosen forecast's signed errors at the [`Design::calibration`] origins: the interval
+/// and breach odds are learnt from more origins than selection needs (more error paths
+/// steady the quantiles; on the benchmark sets the interval score improved up to six).
+/// Forecasts at origins shared with the selection are reused (their first steps); with no
+/// more origins than it had, its errors are returned.
+fn calibration_errors(cand: &Scored, pool: &[Box<dyn Model>], bt: &Backtester, selection: &Design) -> Vec<Vec<f64>> {
+    let cal = Design::calibration(bt.values.len(), selection);
     if cal.origins.len() <= selection.origins.len() {
         return bt.errors(&cand.preds, selection);
     }
@@ -282,9 +286,9 @@ fn calibration_errors(
         .origins
         .iter()
         .map(|&o| {
-            if cal.h == selection.h {
+            if cal.h <= selection.h {
                 if let Some(k) = selection.origins.iter().position(|x| *x == o) {
-                    return cand.preds[k].clone();
+                    return cand.preds[k].as_ref().map(|p| p[..cal.h].to_vec());
                 }
             }
             let paths: Vec<Vec<f64>> =
