@@ -75,6 +75,30 @@ fn wait_ready(url: &str, path: &str) {
     panic!("{url} not ready after 60 s");
 }
 
+/// Shared servers live in statics, which are never dropped: their processes are killed when
+/// the test binary exits, so no run leaves servers behind.
+static SHARED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn kill_shared() {
+    if let Ok(pids) = SHARED.lock() {
+        for pid in pids.iter() {
+            // SAFETY: kill(2) on a process this binary started; no memory is touched.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+fn kill_at_exit(child: &Child) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: atexit(3) with a function that only reads a static and calls kill(2).
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(kill_shared);
+    });
+    if let Ok(mut pids) = SHARED.lock() {
+        pids.push(child.id());
+    }
+}
+
 fn prometheus() -> Option<&'static Server> {
     static SERVER: OnceLock<Option<Server>> = OnceLock::new();
     SERVER
@@ -125,6 +149,7 @@ fn prometheus() -> Option<&'static Server> {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
+            kill_at_exit(&child);
             let url = format!("http://127.0.0.1:{port}");
             let server = Server { child, url, _dir: dir };
             wait_ready(&server.url, "/-/ready");
@@ -151,6 +176,7 @@ fn victoria() -> Option<&'static Server> {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
+            kill_at_exit(&child);
             let url = format!("http://127.0.0.1:{port}");
             let server = Server { child, url, _dir: dir };
             wait_ready(&server.url, "/health");
