@@ -180,6 +180,20 @@ mod tests {
         RawSeries::new("r".into(), "test".into(), ts, vs)
     }
 
+    /// A scenario that changes at most the growth, for every resource.
+    fn growth(name: &str, growth: Option<f64>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            growth,
+            growth_from: None,
+            add: None,
+            capacity: None,
+            seasonal_amplitude: None,
+            thresholds: vec![],
+            resources: vec![],
+        }
+    }
+
     #[test]
     fn a_scenario_that_changes_nothing_reproduces_the_baseline() {
         let settings = ResourceSettings {
@@ -187,16 +201,7 @@ mod tests {
             thresholds: vec![("soft".into(), 0.84), ("hard".into(), 0.95)],
             ..Default::default()
         };
-        let noop = Scenario {
-            name: "same".into(),
-            growth: None,
-            growth_from: None,
-            add: None,
-            capacity: None,
-            seasonal_amplitude: None,
-            thresholds: vec![],
-            resources: vec![],
-        };
+        let noop = growth("same", None);
         // No shift; a shift 2 days before the end (the history is moved onto the new level);
         // one 20 days before (the fit starts there).
         for (after, jump) in [(0, 0.0), (48, 0.3), (480, 0.3)] {
@@ -227,16 +232,7 @@ mod tests {
             ..Default::default()
         };
         let mut r = forecast_resource(&RawSeries::new("r".into(), "t".into(), ts, vs), "s", &settings, None).unwrap();
-        let faster = Scenario {
-            name: "faster".into(),
-            growth: Some(3.0),
-            growth_from: None,
-            add: None,
-            capacity: None,
-            seasonal_amplitude: None,
-            thresholds: vec![],
-            resources: vec![],
-        };
+        let faster = growth("faster", Some(3.0));
         r.add_scenario(&faster).unwrap();
         let as_of = r.last_observed;
         let v = r.view(as_of);
