@@ -221,7 +221,7 @@ fn draw<DB: DrawingBackend>(
 
     // Control characters cannot appear in SVG (XML) text.
     let name: String = r.name.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
-    let title = format!("{name} — {}, as of {}", r.model, day(as_of));
+    let title = format!("{name} — {}, as of {}", short_model(&r.model), day(as_of));
     let mut chart = ChartBuilder::on(&chart_area)
         .caption(title, (FONT, 20))
         .margin(12)
@@ -396,4 +396,37 @@ fn draw<DB: DrawingBackend>(
         .collect();
     footer_area.draw(&Text::new(footer.join("    ·    "), (78, 4), (FONT, 13)))?;
     Ok(())
+}
+
+/// A model name that fits a plot title: a combination of several models by its kind and
+/// size (`median of 4 models`); the reports' tables carry the full name.
+fn short_model(model: &str) -> String {
+    const LONGEST: usize = 40;
+    let Some((kind, rest)) = model.split_once('(').filter(|_| model.len() > LONGEST) else { return model.to_string() };
+    let mut depth = 0;
+    let parts = 1 + rest
+        .chars()
+        .filter(|c| {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                _ => {}
+            }
+            *c == ',' && depth == 0
+        })
+        .count();
+    if matches!(kind, "mean" | "median") && parts > 1 { format!("{kind} of {parts} models") } else { model.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_combination_names_shorten_in_titles() {
+        let m = "median(linear+season(24), linear+season(24)[last 2160], piecewise(24,168), mstl(24)+theta)";
+        assert_eq!(short_model(m), "median of 4 models");
+        assert_eq!(short_model("mean(naive, theta)"), "mean(naive, theta)");
+        assert_eq!(short_model("piecewise(24,168)"), "piecewise(24,168)");
+    }
 }
