@@ -61,7 +61,10 @@ pub fn run(
         errors.retain(|e| e.resource.as_deref().is_none_or(|r| sh.owns(r)));
     }
     let from_server = server_values(&pulled);
-    let as_of = as_of.unwrap_or_else(|| work.iter().filter_map(|(raw, _)| raw.last_timestamp()).max().unwrap_or(0));
+    // Without --as-of: the latest sample read, or now when nothing was read.
+    let as_of = as_of.unwrap_or_else(|| {
+        work.iter().filter_map(|(raw, _)| raw.last_timestamp()).max().unwrap_or_else(|| chrono::Utc::now().timestamp())
+    });
     let names: Vec<&str> = work.iter().map(|(raw, _)| raw.name.as_str()).collect();
     sink.start(&names, as_of);
     let total = work.len();

@@ -606,7 +606,12 @@ fn messages_point_at_what_the_user_wrote() {
     // More series than max_series: an error naming the query and the count.
     let pass = proxy::start(&prom.url, Fault::Pass);
     let dir = tempfile::tempdir().unwrap();
-    let r = run(dir.path(), &server_config(&pass.url, "max_series = 3\n"), &[]);
+    csv_fixture(dir.path());
+    let cfg = format!(
+        "{}[sources.f]\nkind = \"files\"\npath = \"fleet.csv\"\n[[resources]]\nsource = \"f\"\nname = \"db/disk\"\n",
+        server_config(&pass.url, "max_series = 3\n")
+    );
+    let r = run(dir.path(), &cfg, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{}", r.stderr);
@@ -615,6 +620,10 @@ fn messages_point_at_what_the_user_wrote() {
         "{}",
         errors[0]
     );
+    let names: Vec<&str> =
+        r.json["resources"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["db/disk"], "the file's resource is still forecast");
+    assert!(r.summary.contains("db/disk"));
 }
 
 #[test]

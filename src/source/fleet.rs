@@ -182,8 +182,8 @@ pub fn pull_all(config: &Config, as_of: Option<i64>, since: Option<i64>, defer: 
             String::new()
         };
         let message = format!(
-            "source {source}: {} queries not run ({}{more}): treated as down after {}",
-            entries.len(),
+            "source {source}: {} not run ({}{more}): treated as down after {}",
+            if entries.len() == 1 { "1 query".to_string() } else { format!("{} queries", entries.len()) },
             named.join(", "),
             c.down_reason()
         );
