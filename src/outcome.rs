@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::breach::{self, Breach};
 use crate::config::{FailOn, ResourceSettings};
 use crate::model::changepoint;
-use crate::model::select::{self, Backtest};
+use crate::model::select::{self, SelectionScore};
 use crate::model::{ErrorPaths, Forecast, seasonal_periods};
 use crate::scenario::Scenario;
 use crate::series::Series;
@@ -33,7 +33,7 @@ pub struct ResourceForecast {
     #[serde(default)]
     pub level_shift: Option<i64>,
     pub model: String,
-    pub backtest: Option<Backtest>,
+    pub backtest: Option<SelectionScore>,
     /// Timestamp of the first forecast step (last history step + one step).
     pub forecast_start: i64,
     pub breaches: Vec<Breach>,

@@ -36,14 +36,16 @@ pub struct Selection {
     pub forecast: Forecast,
     /// In-sample fitted values of the chosen model, aligned with the input.
     pub fitted: Vec<f64>,
-    pub backtest: Option<Backtest>,
+    pub backtest: Option<SelectionScore>,
     /// The chosen forecast's backtest errors (empty without a backtest).
     pub errors: ErrorPaths,
 }
 
-/// Out-of-sample accuracy of the chosen model inside the history.
+/// Out-of-sample accuracy of the chosen model inside the history, from the selection's
+/// rolling origins (the `headroom backtest` command, `backtest.rs`, scores families on held-out
+/// history instead).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Backtest {
+pub struct SelectionScore {
     /// Mean absolute error over the origins (finite: no backtest otherwise).
     pub mae: f64,
     /// MAE scaled by the in-sample one-season naive error (< 1 beats seasonal naive).
@@ -250,7 +252,7 @@ pub fn forecast(
             None => Forecast { mean, lower: own[0].lower.clone(), upper: own[0].upper.clone() },
         };
         let forecast = range.tidy(forecast);
-        let backtest = cand.mae.is_finite().then(|| Backtest {
+        let backtest = cand.mae.is_finite().then(|| SelectionScore {
             mae: cand.mae,
             mase: mase(cand.mae),
             origins: cand.preds.iter().filter(|p| p.is_some()).count(),
@@ -351,6 +353,16 @@ fn combine(paths: &[Vec<f64>], median: bool) -> Vec<f64> {
         .collect()
 }
 
+/// Lead times the error quantiles are taken at, spread geometrically over the backtest
+/// horizon (errors change slowly with lead time; long horizons stay cheap).
+const KNOTS: usize = 40;
+/// The interval widening factors searched: 0.6 to 4.6 in steps of 0.05 (bands from six
+/// origins are as likely too narrow as too wide; 4.6 is kept when nothing comes near).
+const WIDEN_FROM: f64 = 0.6;
+const WIDEN_STEP: f64 = 0.05;
+const WIDEN_STEPS: usize = 80;
+const WIDEN_TO: f64 = 4.6;
+
 /// Signed error quantiles (low, median, high) per horizon step.
 type Bands = Vec<(f64, f64, f64)>;
 
@@ -364,9 +376,10 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
         return None;
     }
     let (qlo, qhi) = ((1.0 - level) / 2.0, (1.0 + level) / 2.0);
-    // Quantiles at about 40 knots spread geometrically over the horizon, interpolated in
-    // between: errors change slowly with lead time, and long horizons stay cheap.
-    let mut knots: Vec<usize> = (0..40).map(|i| ((hb as f64).powf(i as f64 / 39.0) - 1.0).round() as usize).collect();
+    // Quantiles at the knots, interpolated in between.
+    let last = (KNOTS - 1) as f64;
+    let mut knots: Vec<usize> =
+        (0..KNOTS).map(|i| ((hb as f64).powf(i as f64 / last) - 1.0).round() as usize).collect();
     knots.push(hb - 1);
     knots.dedup();
     knots.retain(|k| *k < hb);
@@ -405,10 +418,10 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
             }
             if total == 0 { 1.0 } else { inside as f64 / total as f64 }
         };
-        (0..=80)
-            .map(|i| 0.6 + 0.05 * i as f64)
+        (0..=WIDEN_STEPS)
+            .map(|i| WIDEN_FROM + WIDEN_STEP * i as f64)
             .map(|m| (m, (coverage(m) - level).abs()))
-            .fold((4.6, f64::INFINITY), |best, (m, gap)| if gap < best.1 - 1e-12 { (m, gap) } else { best })
+            .fold((WIDEN_TO, f64::INFINITY), |best, (m, gap)| if gap < best.1 - 1e-12 { (m, gap) } else { best })
             .0
     } else {
         1.0
