@@ -734,6 +734,7 @@ mod tests {
         let ok = parse_str(&format!("{prom}query = 'up'\n")).unwrap();
         assert_eq!(ok.resources[0].query.as_deref(), Some("up"));
     }
+
     /// Config text that must give a config or one error line naming the file, never a panic.
     fn survives(text: &str) -> Result<(), TestCaseError> {
         if let Err(e) = parse_str(text) {

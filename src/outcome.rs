@@ -151,11 +151,6 @@ impl ResourceForecast {
         as_of + self.settings.alert_within
     }
 
-    /// `hard`, `soft` (or another threshold's name) when alerting, else `ok`.
-    pub fn status(&self, as_of: i64) -> &str {
-        self.alert(as_of).map_or("ok", |b| b.name.as_str())
-    }
-
     /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
     /// overridden where the scenario says so), on the same basis as the baseline's. Needs the
     /// detail.
@@ -226,7 +221,7 @@ impl ResourceForecast {
         View {
             alert_until: self.alert_until(as_of),
             status: alert.as_ref().map_or("ok", |c| c.breach.name.as_str()),
-            headroom_days: crossings.iter().filter_map(|c| c.earliest_days).reduce(f64::min),
+            headroom_days: self.headroom_days(as_of),
             p_hard: self.breach("hard").map(|b| b.probability),
             act_by: crossings.last().and_then(|c| c.act_by),
             alert,

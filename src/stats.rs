@@ -94,7 +94,6 @@ impl SplitMix64 {
     }
 }
 
-/// Deterministic pseudo-noise in [-0.5, 0.5) indexed by `i`, for tests.
 /// Serde for a float that may be NaN or infinite: JSON has no such numbers, so they travel
 /// as `null` and come back as NaN (shard files for `headroom merge`).
 pub mod nan_null {
@@ -148,6 +147,7 @@ impl Aggregate {
     }
 }
 
+/// Deterministic pseudo-noise in [-0.5, 0.5) indexed by `i`, for tests.
 #[cfg(test)]
 pub fn test_noise(i: usize) -> f64 {
     SplitMix64((i as u64).wrapping_mul(0x9E3779B97F4A7C15)).uniform() - 0.5

@@ -316,6 +316,7 @@ impl Prometheus {
                 }
             }
         }
+        // Each chunk was checked as it came; chunks may hold different series.
         if stitched.len() > self.max_series {
             return Err(self.fail(query, self.too_many(stitched.len())));
         }
@@ -570,6 +571,7 @@ pub fn pull(
         });
         return out;
     }
+    let origin = source.redact(&format!("source {} query `{}`", source.name, clip(query, QUERY_SHOWN)));
     for s in series {
         match series_name(&s.labels, template, query) {
             Ok(name) => {
@@ -586,8 +588,7 @@ pub fn pull(
                 if gaps > 0 {
                     out.notes.push(format!("{name}: {gaps} NaN or infinite values read as gaps"));
                 }
-                let origin = source.redact(&format!("source {} query `{}`", source.name, clip(query, QUERY_SHOWN)));
-                out.series.push(RawSeries::new(name, origin, s.timestamps, s.values))
+                out.series.push(RawSeries::new(name, origin.clone(), s.timestamps, s.values))
             }
             Err(m) => out.errors.push(SourceError::file(source.redact(&format!("source {}: {m}", source.name)))),
         }
