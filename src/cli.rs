@@ -43,6 +43,70 @@ pub enum Command {
     /// Time a whole run on a synthetic fleet (or a given file): resources per second, total
     /// time and peak memory.
     Bench(BenchArgs),
+    /// The forecasts kept by earlier runs (`[ledger]`): list them, score them against the
+    /// history now, show one, or backfill a track record over the history a source holds.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// The runs kept: as-of, file, size and resources.
+    List(LedgerArgs),
+    /// Every earlier forecast scored against the history the sources hold now (Markdown, or JSON).
+    Score(LedgerScoreArgs),
+    /// The forecasts one earlier run made (JSON).
+    Show(LedgerShowArgs),
+    /// Replays earlier as-of dates over the history the sources hold (each forecast made as a
+    /// run on that date would have made it: only data up to then) and keeps each in the ledger.
+    Backfill(LedgerBackfillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerScoreArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// Score as of this date (default: the last sample).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerShowArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// The run's as-of date (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub as_of: String,
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerBackfillArgs {
+    #[arg(long, default_value = "headroom.toml")]
+    pub config: PathBuf,
+    /// The first as-of date to replay.
+    #[arg(long)]
+    pub from: String,
+    /// The last one (default: the last sample, excluded: a plain run forecasts from there).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Spacing of the replayed dates.
+    #[arg(long, default_value = "7d")]
+    pub every: String,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +201,9 @@ pub struct RunArgs {
     /// name decides); join the parts with `headroom merge`.
     #[arg(long, value_parser = crate::shard::Shard::parse)]
     pub shard: Option<crate::shard::Shard>,
+    /// Neither read nor write the config's `[ledger]` (no track record this run).
+    #[arg(long)]
+    pub no_ledger: bool,
     /// Only errors on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -199,6 +266,10 @@ pub struct BenchArgs {
     /// Forecast horizon.
     #[arg(long, default_value = "90d")]
     pub horizon: String,
+    /// Keep a ledger and backfill this many weekly runs into it first (untimed): the timed
+    /// run then reads, scores and writes the ledger. Compare with the same bench without it.
+    #[arg(long, default_value_t = 0)]
+    pub ledger_runs: usize,
 }
 
 #[derive(Debug, Args)]

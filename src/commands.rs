@@ -13,20 +13,26 @@ use sha2::{Digest, Sha256};
 use anyhow::{Context, bail};
 
 use crate::cli::{
-    BacktestArgs, BenchArgs, CheckArgs, Command, ForecastArgs, MergeArgs, PullArgs, RunArgs, SampleArgs, WhatifArgs,
+    BacktestArgs, BenchArgs, CheckArgs, Command, ForecastArgs, LedgerCommand, MergeArgs, PullArgs, RunArgs, SampleArgs,
+    WhatifArgs,
 };
 use crate::config::{self, ResourceSettings};
-use crate::outcome::{ResourceForecast, RunResult};
+use crate::config::{LedgerConfig, LedgerPlace};
+use crate::ledger::{self, Ledger};
+use crate::outcome::{LedgerNote, ResourceForecast, RunError, RunResult};
 use crate::pipeline::{self, Progress};
 use crate::report::merge::{self, ShardFile};
 use crate::report::stream::Streamer;
 use crate::report::{self, PlotMode, Report, RunMeta};
 use crate::resource::forecast_resource;
 use crate::scenario::{self, Scenario};
+use crate::shard::Shard;
 use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
 use crate::source::fleet::snapshot;
 use crate::time::{parse_date, parse_duration, rfc3339};
+use crate::track::PastForecast;
+use std::collections::HashMap;
 
 /// Prints a line on stdout. A reader that went away (`headroom check | head`) ends the
 /// program quietly instead of a panic.
@@ -59,7 +65,119 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
         Command::Bench(a) => bench(&a),
         Command::Merge(a) => merge(&a),
         Command::Backtest(a) => backtest(&a),
+        Command::Ledger(c) => ledger_command(&c),
     }
+}
+
+/// The config and its opened ledger.
+fn open_ledger(path: &Path) -> anyhow::Result<(config::Config, Ledger)> {
+    let cfg = config::load(path)?;
+    let Some(l) = &cfg.ledger else { bail!("{}: no [ledger] section: no forecasts are kept", path.display()) };
+    let ledger = Ledger::open(l).map_err(anyhow::Error::msg)?;
+    Ok((cfg, ledger))
+}
+
+/// `headroom ledger list | score | show | backfill`.
+fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
+    match c {
+        LedgerCommand::List(a) => {
+            let (_, l) = open_ledger(&a.config)?;
+            let c = l.read();
+            out!("| as of | file | bytes | resources |\n|---|---|---|---|");
+            for r in &c.runs {
+                out!("| {} | runs/{} | {} | {} |", rfc3339(r.as_of), r.name, r.bytes, r.resources);
+            }
+            Ok(ledger_errors(&c.errors))
+        }
+        LedgerCommand::Show(a) => {
+            let (_, l) = open_ledger(&a.config)?;
+            let at = parse_date(&a.as_of).map_err(anyhow::Error::msg).context("--as-of")?;
+            let c = l.read();
+            let shown: Vec<serde_json::Value> = c
+                .forecasts
+                .iter()
+                .filter(|f| f.as_of == at && a.resource.as_ref().is_none_or(|r| *r == f.resource))
+                .map(report::json::past_forecast_json)
+                .collect();
+            if shown.is_empty() && c.errors.is_empty() {
+                bail!(
+                    "ledger {}: no forecast as of {}{}",
+                    l.shown,
+                    rfc3339(at),
+                    a.resource.as_ref().map_or(String::new(), |r| format!(" for `{r}`"))
+                );
+            }
+            out!("{}", serde_json::to_string_pretty(&shown)?);
+            Ok(ledger_errors(&c.errors))
+        }
+        LedgerCommand::Score(a) => {
+            let (cfg, l) = open_ledger(&a.config)?;
+            let as_of =
+                a.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+            let c = l.read();
+            let mut earlier: HashMap<String, Vec<PastForecast>> = HashMap::new();
+            for f in c.forecasts {
+                earlier.entry(f.resource.clone()).or_default().push(f);
+            }
+            let sha = format!("{:x}", Sha256::digest(std::fs::read(&a.config)?));
+            let track = pipeline::Track { earlier: &earlier, config_sha256: &sha };
+            let mut result = pipeline::run(&cfg, as_of, None, Some(&track), &|_| {}, &mut pipeline::NoSink);
+            if let Some(name) = &a.resource {
+                result.resources.retain(|r| &r.name == name);
+                if result.resources.is_empty() {
+                    bail!("{}: no resource named `{name}`", a.config.display());
+                }
+            }
+            let mut dates: Vec<i64> =
+                earlier.values().flatten().map(|f| f.as_of).filter(|t| *t < result.as_of).collect();
+            dates.sort_unstable();
+            dates.dedup();
+            result.ledger = Some(LedgerNote {
+                place: l.shown.clone(),
+                earlier_runs: dates.len(),
+                unreadable: c.errors.len(),
+                ..LedgerNote::default()
+            });
+            if matches!(a.format, Some(crate::cli::Format::Json)) {
+                let doc = serde_json::json!({
+                    "as_of": rfc3339(result.as_of),
+                    "track_record": report::json::fleet_track_json(&result),
+                    "resources": result.resources.iter().map(|r| serde_json::json!({
+                        "name": r.name, "track": r.track.as_ref().map(report::json::track_json),
+                    })).collect::<Vec<_>>(),
+                });
+                out!("{}", serde_json::to_string_pretty(&doc)?);
+            } else if let Some(t) = report::track::tables(&result) {
+                out!("{}", report::markdown::track_markdown(&t));
+            }
+            for e in &result.errors {
+                eprintln!("error: {e}");
+            }
+            Ok(if result.errors.is_empty() { ledger_errors(&c.errors) } else { Status::Error })
+        }
+        LedgerCommand::Backfill(a) => {
+            let (cfg, l) = open_ledger(&a.config)?;
+            let from = parse_date(&a.from).map_err(anyhow::Error::msg).context("--from")?;
+            let every = parse_duration(&a.every).map_err(anyhow::Error::msg).context("--every")?;
+            let to = match &a.to {
+                Some(t) => parse_date(t).map_err(anyhow::Error::msg).context("--to")?,
+                None => pipeline::run(&cfg, None, None, None, &|_| {}, &mut pipeline::NoSink).as_of - 1,
+            };
+            let dates = ledger::dates(from, to, every);
+            let sha = format!("{:x}", Sha256::digest(std::fs::read(&a.config)?));
+            let n = ledger::backfill(&l, &cfg, &dates, None, &sha).map_err(anyhow::Error::msg)?;
+            eprintln!("headroom: {n} of {} runs backfilled into ledger {}", dates.len(), l.shown);
+            Ok(Status::Ok)
+        }
+    }
+}
+
+/// Prints the ledger's read errors; the status they make.
+fn ledger_errors(errors: &[String]) -> Status {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    if errors.is_empty() { Status::Ok } else { Status::Error }
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<Status> {
@@ -74,17 +192,24 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
         .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
     clear_old_plots(&plots_dir)?;
     let config_bytes = std::fs::read(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config_sha256 = format!("{:x}", Sha256::digest(&config_bytes));
 
+    let ledger = if args.no_ledger { None } else { cfg.ledger.as_ref() };
+    let mut kept = ledger.map(|l| Kept::open(l, &cfg, as_of, args.shard, &config_sha256, args.quiet));
     let fitting = ProgressReport::new("forecast", args.quiet);
     let mut streamer = Streamer::new(&args.out, args.plots);
-    let result = pipeline::run(&cfg, as_of, args.shard, &|p| fitting.update(p), &mut streamer);
+    let track = kept.as_ref().map(|k| pipeline::Track { earlier: &k.earlier, config_sha256: &config_sha256 });
+    let mut result = pipeline::run(&cfg, as_of, args.shard, track.as_ref(), &|p| fitting.update(p), &mut streamer);
     fitting.finish();
+    if let Some(k) = kept.as_mut() {
+        k.finish(&mut result);
+    }
     let slugs = streamer.slugs.clone();
     let (plots, plot_errors) = streamer.finish(&result.resources);
     let meta = RunMeta {
         generated_at: rfc3339(chrono::Utc::now().timestamp()),
         config: args.config.display().to_string(),
-        config_sha256: format!("{:x}", Sha256::digest(&config_bytes)),
+        config_sha256,
         version: env!("CARGO_PKG_VERSION").to_string(),
         out_dir: args.out.display().to_string(),
     };
@@ -102,6 +227,91 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
     Ok(conclude(&result, &plot_errors, &args.out, args.quiet, started))
+}
+
+/// A run's ledger: opened and read before the run (backfilled when empty), written after.
+/// Every failure is an error line of the run; the forecasts and reports go on without it.
+struct Kept {
+    ledger: Option<Ledger>,
+    keep: i64,
+    earlier: HashMap<String, Vec<PastForecast>>,
+    errors: Vec<String>,
+    note: LedgerNote,
+}
+
+impl Kept {
+    fn open(
+        cfg: &LedgerConfig,
+        config: &config::Config,
+        as_of: Option<i64>,
+        shard: Option<Shard>,
+        sha: &str,
+        quiet: bool,
+    ) -> Kept {
+        let place = match &cfg.place {
+            LedgerPlace::Path(p) => p.display().to_string(),
+            LedgerPlace::Url(u) => u.clone(),
+        };
+        let note = LedgerNote { place, ..LedgerNote::default() };
+        let mut k = Kept { ledger: None, keep: cfg.keep, earlier: HashMap::new(), errors: vec![], note };
+        let ledger = match Ledger::open(cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                k.errors.push(e);
+                return k;
+            }
+        };
+        let mut contents = ledger.read();
+        if !contents.reachable {
+            // Nothing is written where nothing could be read: one line, no further attempts.
+            k.errors.extend(contents.errors);
+            return k;
+        }
+        // An empty ledger (and a readable one): replay `backfill` weekly, so the first run
+        // already shows a track record.
+        if contents.runs.is_empty() && contents.errors.is_empty() && cfg.backfill > 0 {
+            let until =
+                as_of.unwrap_or_else(|| pipeline::run(config, None, shard, None, &|_| {}, &mut pipeline::NoSink).as_of);
+            let dates = ledger::backfill_dates(until, cfg.backfill);
+            if !quiet {
+                eprintln!("headroom: ledger {} is empty: backfilling {} weekly runs", ledger.shown, dates.len());
+            }
+            match ledger::backfill(&ledger, config, &dates, shard, sha) {
+                Ok(n) => k.note.backfilled = n,
+                Err(e) => k.errors.push(e),
+            }
+            contents = ledger.read();
+        }
+        k.errors.extend(contents.errors.iter().cloned());
+        k.note.unreadable = contents.errors.len();
+        for f in contents.forecasts {
+            k.earlier.entry(f.resource.clone()).or_default().push(f);
+        }
+        k.ledger = Some(ledger);
+        k
+    }
+
+    /// Writes the run's forecasts and drops what is older than `keep`; errors join the run's.
+    fn finish(&mut self, result: &mut RunResult) {
+        let mut errors = std::mem::take(&mut self.errors);
+        let mut dates: Vec<i64> =
+            self.earlier.values().flatten().map(|f| f.as_of).filter(|a| *a < result.as_of).collect();
+        dates.sort_unstable();
+        dates.dedup();
+        self.note.earlier_runs = dates.len();
+        if let Some(l) = &self.ledger {
+            match l.write(result.as_of, &result.records) {
+                Ok(name) => self.note.written = name,
+                Err(e) => errors.push(e),
+            }
+            match l.prune(result.as_of, self.keep) {
+                Ok(n) => self.note.pruned = n,
+                Err(e) => errors.push(e),
+            }
+        }
+        result.errors.extend(errors.into_iter().map(|message| RunError { resource: None, message }));
+        result.ledger = Some(self.note.clone());
+    }
 }
 
 /// `headroom merge`: the shards' folders joined into the reports of one run.
@@ -291,7 +501,7 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
         Some(s) => s,
         None => &mut pipeline::NoSink,
     };
-    let mut result = pipeline::run(&cfg, as_of, None, &|_| {}, sink);
+    let mut result = pipeline::run(&cfg, as_of, None, None, &|_| {}, sink);
     if let Some(name) = &args.resource {
         result.resources.retain(|r| &r.name == name);
         result.errors.retain(|e| e.resource.as_ref().is_none_or(|r| r == name));
@@ -533,11 +743,13 @@ fn bench(args: &BenchArgs) -> anyhow::Result<Status> {
 }
 
 fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
+    let mut last_sample = None;
     let input = match &args.input {
         Some(p) => std::path::absolute(p).with_context(|| format!("{}", p.display()))?,
         None => {
             let started = Instant::now();
             let fleet = crate::sample::synthetic_fleet(args.resources, args.days, 1);
+            last_sample = fleet.iter().filter_map(|s| s.timestamps.iter().max().copied()).max();
             let path = scratch.join("fleet.parquet");
             file::write_long_parquet(&path, &fleet).map_err(anyhow::Error::msg)?;
             eprintln!(
@@ -556,8 +768,29 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
         toml::Value::String(args.horizon.clone()),
         toml::Value::String(input.display().to_string())
     );
+    let text = if args.ledger_runs > 0 { format!("{text}[ledger]\npath = \"ledger\"\n") } else { text };
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    if args.ledger_runs > 0 {
+        let started = Instant::now();
+        let mut backfill = std::process::Command::new(std::env::current_exe()?);
+        backfill.args(["ledger", "backfill", "--config"]).arg(&config);
+        let Some(end) = last_sample else {
+            bail!("--ledger-runs needs the synthetic fleet (its last sample dates the backfill)");
+        };
+        let weeks = args.ledger_runs as i64 * ledger::WEEK;
+        backfill.args(["--from", &rfc3339(end - weeks), "--to", &rfc3339(end - 1)]);
+        let status = backfill.status().context("cannot start the backfill")?;
+        if !status.success() {
+            bail!("the backfill failed ({status})");
+        }
+        eprintln!(
+            "bench: backfilled {} weekly runs in {:.1} s (untimed)",
+            args.ledger_runs,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let plots = format!("{:?}", args.plots).to_lowercase();
+    let (_, cpu_before) = child_usage();
     let started = Instant::now();
     let status = std::process::Command::new(std::env::current_exe()?)
         .args(["run", "--quiet", "--plots", &plots, "--config"])
@@ -570,7 +803,8 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
     if !status.success() {
         bail!("the timed run failed ({status})");
     }
-    let (peak_kib, cpu) = child_usage();
+    let (peak_kib, cpu_after) = child_usage();
+    let cpu = cpu_after - cpu_before;
     let prom = std::fs::read_to_string(out.join("headroom.prom")).unwrap_or_default();
     let n: f64 = prom
         .lines()
@@ -580,7 +814,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
     let plotted = std::fs::read_dir(out.join("plots")).map_or(0, |d| d.count() / 2);
     out!(
         "{n} resources from {} ({} plotted), horizon {}, {} threads\n\
-         total {wall:.1} s, {:.0} resources/s, {:.2} ms wall and {:.2} ms CPU per resource, peak RSS {:.0} MiB",
+         total {wall:.1} s, {:.0} resources/s, {:.2} ms wall and {:.2} ms CPU per resource, peak RSS {:.0} MiB{}",
         input.display(),
         plotted,
         args.horizon,
@@ -588,7 +822,12 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
         n / wall,
         1000.0 * wall / n.max(1.0),
         1000.0 * cpu / n.max(1.0),
-        peak_kib as f64 / 1024.0
+        peak_kib as f64 / 1024.0,
+        if args.ledger_runs > 0 {
+            format!(" (of any child); ledger of {} earlier runs read, scored and written", args.ledger_runs)
+        } else {
+            String::new()
+        }
     );
     if args.out.is_some() {
         out!("reports in {}", out.display());

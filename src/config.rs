@@ -229,6 +229,64 @@ struct ConfigFile {
     sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
     resources: Vec<ResourceConfig>,
+    ledger: Option<LedgerFile>,
+}
+
+/// `[ledger]`: where every run's forecasts are kept and scored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerFile {
+    path: Option<String>,
+    url: Option<String>,
+    keep: Option<String>,
+    backfill: Option<String>,
+}
+
+/// Where the ledger lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerPlace {
+    /// A folder (relative paths resolved against the config's folder).
+    Path(PathBuf),
+    /// `s3://bucket/prefix` or `gs://bucket/prefix`; credentials from the environment.
+    Url(String),
+}
+
+/// The validated `[ledger]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerConfig {
+    pub place: LedgerPlace,
+    /// Runs older than this (seconds before the run's as-of) are dropped.
+    pub keep: i64,
+    /// When the ledger is empty, the first run replays this much history weekly (0: none).
+    pub backfill: i64,
+}
+
+/// Kept runs by default: a year and a quarter, so a quarter's forecasts can be scored a year on.
+const LEDGER_KEEP: i64 = 400 * 86_400;
+
+impl LedgerFile {
+    fn validate(&self, base: &Path) -> Result<LedgerConfig, String> {
+        let place = match (&self.path, &self.url) {
+            (Some(_), Some(_)) => return Err("set `path` or `url`, not both".into()),
+            (None, None) => {
+                return Err("set `path` (a folder) or `url` (s3://bucket/prefix, gs://bucket/prefix)".into());
+            }
+            (Some(p), None) => LedgerPlace::Path(base.join(p)),
+            (None, Some(u)) => {
+                if !(u.starts_with("s3://") || u.starts_with("gs://")) || u.len() <= 5 {
+                    return Err(format!("url = {u:?}: expected s3://bucket/prefix or gs://bucket/prefix"));
+                }
+                LedgerPlace::Url(u.clone())
+            }
+        };
+        let keep = self.keep.as_deref().map(|k| parse_duration(k).map_err(|e| format!("keep: {e}"))).transpose()?;
+        let backfill = self
+            .backfill
+            .as_deref()
+            .map(|b| parse_duration_allow_zero(b).map_err(|e| format!("backfill: {e}")))
+            .transpose()?;
+        Ok(LedgerConfig { place, keep: keep.unwrap_or(LEDGER_KEEP), backfill: backfill.unwrap_or(0) })
+    }
 }
 
 /// A loaded, validated config.
@@ -241,6 +299,7 @@ pub struct Config {
     pub resources: Vec<ResourceEntry>,
     pub scenarios: Vec<Scenario>,
     pub fail_on: FailOn,
+    pub ledger: Option<LedgerConfig>,
 }
 
 /// One `[[resources]]` entry with its settings resolved against `[defaults]`.
@@ -593,6 +652,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let ledger =
+        file.ledger.as_ref().map(|l| l.validate(&base).map_err(|e| err(format!("[ledger] {e}")))).transpose()?;
     Ok(Config {
         path: path.to_path_buf(),
         base,
@@ -600,6 +661,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         resources,
         scenarios,
         fail_on: file.defaults.fail_on.unwrap_or(FailOn::Never),
+        ledger,
     })
 }
 

@@ -11,6 +11,7 @@ use crate::model::{ErrorPaths, Forecast, seasonal_periods};
 use crate::scenario::Scenario;
 use crate::series::Series;
 use crate::shard::Shard;
+use crate::track::{self, PastForecast, PastThreshold, TrackRecord};
 
 /// One resource, forecast: a small summary kept for the whole run (ranking and reports), and
 /// the full detail (history, paths, backtest errors) that lives only while the resource
@@ -48,6 +49,10 @@ pub struct ResourceForecast {
     pub outline: Vec<Point>,
     /// Things worth knowing that did not stop the forecast.
     pub notes: Vec<String>,
+    /// Earlier forecasts of this resource scored, and the drift since the last run (runs
+    /// with a ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<TrackRecord>,
     #[serde(skip)]
     pub detail: Option<Detail>,
 }
@@ -107,6 +112,42 @@ pub fn outline(f: &Forecast, start: i64, step: i64) -> Vec<Point> {
 impl ResourceForecast {
     pub fn step(&self) -> i64 {
         self.step
+    }
+
+    /// What the ledger keeps of this forecast: marks at whole days after `as_of`, each
+    /// threshold's crossings and odds. Needs the detail; the config hash is the ledger's to add.
+    pub fn record(&self, as_of: i64) -> Result<PastForecast, String> {
+        let f = &self.detail()?.forecast;
+        Ok(PastForecast {
+            resource: self.name.clone(),
+            as_of,
+            model: self.model.clone(),
+            config_sha256: String::new(),
+            level: self.settings.level,
+            level_shift: self.level_shift,
+            headroom_days: self.headroom_days(as_of),
+            outline: track::marks(as_of, self.forecast_start, self.step, &f.mean, &f.lower, &f.upper),
+            thresholds: self
+                .breaches
+                .iter()
+                .map(|b| PastThreshold {
+                    name: b.name.clone(),
+                    value: b.threshold,
+                    expected_at: self.expected_at(b),
+                    earliest_at: self.earliest_at(b),
+                    probability: b.probability,
+                    already_breached: b.already_breached,
+                })
+                .collect(),
+        })
+    }
+
+    /// Scores the earlier forecasts of this resource against its history now. Needs the detail.
+    pub fn score_past(&mut self, past: &[PastForecast], as_of: i64, config_sha256: &str) -> Result<(), String> {
+        let mut now = self.record(as_of)?;
+        now.config_sha256 = config_sha256.to_string();
+        self.track = Some(track::score(&self.detail()?.history, past, &now, as_of));
+        Ok(())
     }
 
     /// Drops the detail, keeping the summary.
@@ -338,9 +379,36 @@ pub struct RunResult {
     pub errors: Vec<RunError>,
     pub notes: Vec<String>,
     pub fail_on: FailOn,
+    /// What the ledger keeps of this run (runs with a ledger), in run order.
+    #[serde(skip)]
+    pub records: Vec<PastForecast>,
+    /// The ledger this run read and wrote (runs with one).
+    #[serde(default)]
+    pub ledger: Option<LedgerNote>,
+}
+
+/// What a run did with its ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerNote {
+    /// The folder or URL (no credentials).
+    pub place: String,
+    /// Distinct earlier as-of dates read, and files that could not be read.
+    pub earlier_runs: usize,
+    pub unreadable: usize,
+    /// The file this run wrote (None: the same forecasts were already there, or writing failed).
+    pub written: Option<String>,
+    /// Runs the first run backfilled, and runs dropped for being older than `keep`.
+    pub backfilled: usize,
+    pub pruned: usize,
 }
 
 impl RunResult {
+    /// The fleet's track record: every resource's pooled (empty without a ledger).
+    pub fn fleet_track(&self) -> track::FleetTrack {
+        let runs = self.ledger.as_ref().map_or(0, |l| l.earlier_runs);
+        track::fleet(self.resources.iter().filter_map(|r| r.track.as_ref()), runs)
+    }
+
     /// Resources whose earliest crossing of the `fail_on` threshold lies within `alert_within`.
     pub fn failing(&self) -> Vec<&ResourceForecast> {
         let wanted = match self.fail_on {

@@ -12,6 +12,7 @@ use crate::shard::Shard;
 use crate::source::RawSeries;
 use crate::source::file;
 use crate::source::fleet::{assign, read, server_values, with_server_values};
+use crate::track::PastForecast;
 
 /// Progress events of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +43,25 @@ impl Sink for NoSink {
     fn chunk(&mut self, _: &[ResourceForecast]) {}
 }
 
+/// A run with a ledger: the earlier forecasts per resource, scored as each resource is
+/// forecast, and the config's hash (drift names a config change).
+pub struct Track<'a> {
+    pub earlier: &'a HashMap<String, Vec<PastForecast>>,
+    pub config_sha256: &'a str,
+}
+
 /// Resources fitted in parallel per chunk; a chunk's details are shed once the sink saw them.
 const CHUNK: usize = 256;
 
 /// Reads every source the config names and forecasts every resource (of `shard`, when
 /// given). `progress` is told how many resources there are, then called once per resource
-/// done (from any thread); `sink` sees each resource before its detail is shed.
+/// done (from any thread); `sink` sees each resource before its detail is shed. With `track`,
+/// each resource's earlier forecasts are scored and the run's own are kept for the ledger.
 pub fn run(
     config: &Config,
     as_of: Option<i64>,
     shard: Option<Shard>,
+    track: Option<&Track>,
     progress: &(dyn Fn(Progress) + Sync),
     sink: &mut dyn Sink,
 ) -> RunResult {
@@ -76,6 +86,7 @@ pub fn run(
         .collect();
     progress(Progress::Start(mine.len()));
     let mut resources = vec![];
+    let mut records = vec![];
     for chunk in mine.chunks(CHUNK) {
         // Points still in their file are read now, a chunk at a time.
         let deferred: Vec<&file::Deferred> = chunk.iter().filter_map(|(_, raw, _)| raw.deferred.as_deref()).collect();
@@ -85,7 +96,7 @@ pub fn run(
             .iter()
             .map(|&(index, raw, entry)| Input { index, entry, raw, loaded: loaded.remove(raw.name.as_str()) })
             .collect();
-        let results: Vec<Result<ResourceForecast, RunError>> = inputs
+        let results: Vec<Result<(ResourceForecast, Option<PastForecast>), RunError>> = inputs
             .par_iter()
             .map(|input| {
                 let (index, entry, name) = (input.index, input.entry, &input.raw.name);
@@ -97,15 +108,27 @@ pub fn run(
                         for s in config.scenarios.iter().filter(|s| s.applies_to(name)) {
                             f.add_scenario(s)?;
                         }
+                        let record = match track {
+                            Some(t) => {
+                                let none = vec![];
+                                f.score_past(t.earlier.get(name.as_str()).unwrap_or(&none), as_of, t.config_sha256)?;
+                                let mut r = f.record(as_of)?;
+                                r.config_sha256 = t.config_sha256.to_string();
+                                Some(r)
+                            }
+                            None => None,
+                        };
                         sink.each(&f);
-                        Ok(f)
+                        Ok((f, record))
                     })
                     .map_err(|message| RunError { resource: Some(name.clone()), message });
                 progress(Progress::Done);
                 r
             })
             .collect();
-        let done = successes(results, &mut errors);
+        let (done, kept): (Vec<ResourceForecast>, Vec<Option<PastForecast>>) =
+            successes(results, &mut errors).into_iter().unzip();
+        records.extend(kept.into_iter().flatten());
         sink.chunk(&done);
         for mut f in done {
             f.shed();
@@ -114,7 +137,7 @@ pub fn run(
     }
     rank(&mut resources, as_of);
     order_errors(&mut errors);
-    RunResult { as_of, resources, errors, notes, fail_on: config.fail_on, total, shard }
+    RunResult { as_of, resources, errors, notes, fail_on: config.fail_on, total, shard, records, ledger: None }
 }
 
 /// One resource of a chunk: its series as read, or as loaded now from its file.

@@ -119,6 +119,7 @@ pub fn forecast_resource(
         capacity_needed,
         outline: outline(&sel.forecast, end + step, step),
         notes,
+        track: None,
         detail: Some(Detail {
             history,
             fitted: sel.fitted,

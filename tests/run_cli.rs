@@ -32,10 +32,12 @@ fn read_json(path: &Path) -> Value {
 #[test]
 fn sample_fleet_run_writes_every_report() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(&repo().join("headroom.toml"), out.path(), &[]);
+    // The README's first command, minus the ledger (a test writes nothing in the repository;
+    // tests/ledger.rs runs the sample with one).
+    let r = run(&repo().join("headroom.toml"), out.path(), &["--no-ledger"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let doc = read_json(&out.path().join("forecasts.json"));
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["as_of"], "2026-11-01T00:00:00Z");
     let res = doc["resources"].as_array().unwrap();
     assert_eq!(res.len(), 21);
@@ -85,9 +87,10 @@ fn fail_on_hard_exits_1_and_as_of_is_deterministic() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let cfg = repo().join("headroom.toml");
-    let r = run(&cfg, a.path(), &["--as-of", "2026-10-01", "--fail-on", "hard", "--plots", "none"]);
+    let args = ["--no-ledger", "--as-of", "2026-10-01", "--fail-on", "hard", "--plots", "none"];
+    let r = run(&cfg, a.path(), &args);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    let r2 = run(&cfg, b.path(), &["--as-of", "2026-10-01", "--fail-on", "hard", "--plots", "none"]);
+    let r2 = run(&cfg, b.path(), &args);
     assert_eq!(r2.code, 1);
     let strip = |p: &Path| {
         let mut v = read_json(&p.join("forecasts.json"));

@@ -53,7 +53,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn shard_then_merge(config: &Path, n: usize, extra: &[&str]) -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) {
     let cfg = config.to_str().unwrap();
     let whole = tempfile::tempdir().unwrap();
-    let mut args = vec!["run", "--quiet", "--config", cfg, "--out", "reports"];
+    let mut args = vec!["run", "--quiet", "--no-ledger", "--config", cfg, "--out", "reports"];
     args.extend(extra);
     // One thread here, all cores in the shards: the numbers must not depend on it.
     let (code, err) = headroom_with(whole.path(), &args, Some("1"));
@@ -62,7 +62,7 @@ fn shard_then_merge(config: &Path, n: usize, extra: &[&str]) -> (BTreeMap<String
     let mut dirs = vec![];
     for i in 1..=n {
         let (shard, out) = (format!("{i}/{n}"), format!("shard{i}"));
-        let mut args = vec!["run", "--quiet", "--config", cfg, "--out", &out, "--shard", &shard];
+        let mut args = vec!["run", "--quiet", "--no-ledger", "--config", cfg, "--out", &out, "--shard", &shard];
         args.extend(extra);
         let (code, err) = headroom(parts.path(), &args);
         assert_eq!(code, 0, "{err}");

@@ -6,9 +6,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use super::track::{self, Table, TrackTables};
 use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
-use crate::outcome::{ResourceForecast, View};
+use crate::outcome::{ResourceForecast, RunResult, View};
 use crate::time::{day, format_duration, rfc3339};
+use crate::track::{Bin, FleetLead};
 use crate::units::format_quantity;
 
 pub struct Page;
@@ -29,6 +31,7 @@ dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1
 dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
 .errors li { color: #a00; } code { background: #f4f4f4; padding: 0 0.2em; }
 a { color: #1f77b4; } .scroll { overflow-x: auto; }
+.charts { display: flex; gap: 2em; flex-wrap: wrap; } svg.chart { border: 1px solid #eee; }
 "#;
 
 const SCRIPT: &str = r#"
@@ -74,7 +77,12 @@ impl Exporter for Page {
         );
 
         // Ranking.
-        h.push_str("<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th></tr></thead>\n<tbody>\n");
+        let ledger = run.ledger.is_some();
+        let _ = write!(
+            h,
+            "<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th>{}</tr></thead>\n<tbody>\n",
+            if ledger { "<th>Moved since last run</th>" } else { "" }
+        );
         for (i, r) in run.resources.iter().enumerate() {
             let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
             let v = r.view(as_of);
@@ -86,10 +94,11 @@ impl Exporter for Page {
             };
             let p_hard = v.p_hard;
             let mase = r.backtest.as_ref().and_then(|b| b.mase);
+            let moved = if ledger { format!("<td>{}</td>", esc(&track::moved_cell(r))) } else { String::new() };
             let _ = writeln!(
                 h,
                 "<tr><td class=\"num\">{}</td><td><a href=\"#r-{}\">{}</a></td><td data-v=\"{}\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td></tr>",
+                 <td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td>{}</tr>",
                 i + 1,
                 esc(&slug),
                 esc(&r.name),
@@ -105,6 +114,7 @@ impl Exporter for Page {
                 esc(&r.model),
                 mase.unwrap_or(f64::MAX),
                 mase.map_or("–".into(), |m| format!("{m:.2}")),
+                moved,
             );
         }
         h.push_str("</tbody>\n</table></div>\n");
@@ -123,6 +133,9 @@ impl Exporter for Page {
             h.push_str("</ul>\n</section>\n");
         }
 
+        if let Some(t) = track::tables(run) {
+            track_section(&mut h, &t, run);
+        }
         for r in &run.resources {
             resource_section(&mut h, report, r);
         }
@@ -130,6 +143,138 @@ impl Exporter for Page {
         let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
         Ok(h.into_bytes())
     }
+}
+
+/// The track record: how earlier forecasts did, charted and tabled.
+fn track_section(h: &mut String, t: &TrackTables, run: &RunResult) {
+    let f = run.fleet_track();
+    let level = run.resources.first().map_or(0.8, |r| r.settings.level);
+    let _ = writeln!(h, "<section id=\"track\">\n<h2>Track record</h2>\n<p>{}</p>", esc(&t.intro));
+    if !f.leads.is_empty() {
+        h.push_str("<div class=\"charts\">");
+        h.push_str(&coverage_chart(&f.leads, level));
+        if !f.reliability.is_empty() {
+            h.push_str(&reliability_chart(&f.reliability));
+        }
+        h.push_str("</div>\n");
+    }
+    h.push_str(&table(&t.leads, "track-leads"));
+    let _ = writeln!(h, "<p>{}</p>", esc(&t.odds));
+    if !t.reliability.rows.is_empty() {
+        h.push_str(&table(&t.reliability, "track-reliability"));
+    }
+    let _ = writeln!(h, "<p>{}</p>", esc(&t.dates));
+    if !t.moved.rows.is_empty() {
+        h.push_str("<h3>Moved since the last run</h3>\n");
+        h.push_str(&table(&t.moved, "track-moved"));
+    }
+    h.push_str("</section>\n");
+}
+
+/// An HTML table, every cell escaped.
+fn table(t: &Table, id: &str) -> String {
+    let mut s = format!("<div class=\"scroll\"><table class=\"sortable\" id=\"{id}\">\n<thead><tr>");
+    for c in &t.head {
+        let _ = write!(s, "<th>{}</th>", esc(c));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        s.push_str("<tr>");
+        for c in row {
+            let _ = write!(s, "<td>{}</td>", esc(c));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table></div>\n");
+    s
+}
+
+/// Band coverage by lead time as bars, against a line at the nominal level.
+fn coverage_chart(leads: &[FleetLead], level: f64) -> String {
+    let (w, hgt, left, bottom) = (360.0, 200.0, 40.0, 30.0);
+    let plot_h = hgt - bottom - 10.0;
+    let bw = (w - left - 10.0) / leads.len().max(1) as f64;
+    let y = |v: f64| 10.0 + plot_h * (1.0 - v.clamp(0.0, 1.0));
+    let mut s = format!(
+        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Band coverage by lead time\">\
+         <text x=\"{left}\" y=\"9\" font-size=\"10\">coverage of the band by lead time</text>"
+    );
+    for (i, l) in leads.iter().enumerate() {
+        let x = left + i as f64 * bw + 4.0;
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#1f77b4\"><title>{}: {:.0} % of {} points</title></rect>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
+            y(l.coverage),
+            bw - 8.0,
+            y(0.0) - y(l.coverage),
+            esc(&l.lead),
+            100.0 * l.coverage,
+            l.points,
+            x + (bw - 8.0) / 2.0,
+            hgt - bottom + 14.0,
+            esc(&l.lead)
+        );
+    }
+    for v in [0.0, 0.5, 1.0] {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{:.0} %</text>",
+            left - 4.0,
+            y(v) + 3.0,
+            100.0 * v
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"><title>nominal {:.0} %</title></line></svg>",
+        w - 10.0,
+        y(level),
+        y(level),
+        100.0 * level
+    );
+    s
+}
+
+/// Predicted against observed frequency of past breach odds, with the diagonal.
+fn reliability_chart(bins: &[Bin]) -> String {
+    let (size, pad) = (200.0, 30.0);
+    let span = size - 2.0 * pad;
+    let px = |v: f64| pad + span * v;
+    let py = |v: f64| size - pad - span * v;
+    let mut s = format!(
+        "<svg class=\"chart\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\" role=\"img\" aria-label=\"Reliability of breach odds\">\
+         <text x=\"{pad}\" y=\"12\" font-size=\"10\">observed vs predicted odds</text>\
+         <rect x=\"{pad}\" y=\"{pad}\" width=\"{span}\" height=\"{span}\" fill=\"none\" stroke=\"#ccc\"/>\
+         <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
+        px(0.0),
+        py(0.0),
+        px(1.0),
+        py(1.0)
+    );
+    let most = bins.iter().map(|b| b.count).max().unwrap_or(1) as f64;
+    for b in bins {
+        let r = 2.0 + 5.0 * (b.count as f64 / most).sqrt();
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r:.1}\" fill=\"#1f77b4\"><title>predicted {:.0} %, observed {:.0} % ({} forecasts)</title></circle>",
+            px(b.mean_probability),
+            py(b.observed),
+            100.0 * b.mean_probability,
+            100.0 * b.observed,
+            b.count
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">predicted</text>\
+         <text x=\"10\" y=\"{}\" font-size=\"10\" transform=\"rotate(-90 10 {})\" text-anchor=\"middle\">observed</text></svg>",
+        px(0.5),
+        size - 8.0,
+        py(0.5),
+        py(0.5)
+    );
+    s
 }
 
 fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
@@ -214,6 +359,33 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
         fact("Capacity", u.map_or(fmt_value(c), |u| format!("{} ({c:e} {})", format_quantity(c, u), esc(u))));
     }
     fact("Model", esc(&r.model));
+    if let Some(t) = &r.track {
+        let leads: Vec<String> = t
+            .leads
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: {:.0} % in band, MAE {} × naive",
+                    esc(&l.lead),
+                    100.0 * l.coverage,
+                    l.relative_mae().map_or("–".into(), |x| format!("{x:.2}"))
+                )
+            })
+            .collect();
+        fact(
+            "Track record",
+            format!(
+                "{} earlier forecast{} ({} scored){}",
+                t.forecasts,
+                if t.forecasts == 1 { "" } else { "s" },
+                t.scored,
+                if leads.is_empty() { String::new() } else { format!("<br>{}", leads.join(" · ")) }
+            ),
+        );
+        if let Some(d) = &t.drift {
+            fact("Since the last run", format!("{}: {}", esc(&track::moved_cell(r)), esc(&d.reason)));
+        }
+    }
     fact(
         "Backtest",
         match &r.backtest {

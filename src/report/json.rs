@@ -6,11 +6,12 @@ use serde_json::{Value, json};
 use super::{Exporter, Report};
 use crate::breach::Breach;
 use crate::model::Forecast;
-use crate::outcome::{ResourceForecast, Shift};
+use crate::outcome::{ResourceForecast, RunResult, Shift};
 use crate::time::{format_duration, rfc3339};
+use crate::track::{PastForecast, TrackRecord};
 
 /// Bumped on any incompatible change to `forecasts.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub struct ForecastsJson;
 
@@ -34,6 +35,7 @@ impl Exporter for ForecastsJson {
             notes: &'a [String],
             resources: Resources<'a>,
             schema_version: u32,
+            track_record: Value,
             version: &'a str,
         }
         let doc = Doc {
@@ -46,6 +48,7 @@ impl Exporter for ForecastsJson {
             notes: &run.notes,
             resources: Resources(report),
             schema_version: SCHEMA_VERSION,
+            track_record: fleet_track_json(run),
             version: &report.meta.version,
         };
         serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
@@ -137,6 +140,84 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
             "timestamp": rfc3339(p.t), "mean": p.mean, "lower": p.lower, "upper": p.upper,
         })).collect::<Vec<_>>(),
         "notes": r.notes,
+        "track": r.track.as_ref().map(track_json),
+    })
+}
+
+/// One resource's track record (null without a ledger).
+pub fn track_json(t: &TrackRecord) -> Value {
+    json!({
+        "forecasts": t.forecasts,
+        "scored": t.scored,
+        "by_lead": t.leads.iter().map(|l| json!({
+            "lead": l.lead, "points": l.points, "mae": round(l.mae, 6), "naive_mae": round(l.naive_mae, 6),
+            "relative_mae": l.relative_mae().map(|r| round(r, 4)), "coverage": round(l.coverage, 4), "bias": round(l.bias, 6),
+        })).collect::<Vec<_>>(),
+        "crossing_date_errors": t.dates.iter().map(|d| json!({
+            "as_of": rfc3339(d.as_of), "threshold": d.threshold, "days": round(d.days, 2),
+        })).collect::<Vec<_>>(),
+        "outcomes": t.outcomes.iter().map(|o| json!({
+            "as_of": rfc3339(o.as_of), "threshold": o.threshold, "probability": round(o.probability, 4), "happened": o.happened,
+        })).collect::<Vec<_>>(),
+        "drift": t.drift.as_ref().map(|d| json!({
+            "since": rfc3339(d.since),
+            "reason": d.reason,
+            "seen": d.seen,
+            "outside_band": d.outside,
+            "moved": d.moved.iter().map(|m| json!({
+                "threshold": m.threshold,
+                "expected_days": m.expected_days.map(|x| round(x, 2)),
+                "earliest_days": m.earliest_days.map(|x| round(x, 2)),
+                "change": m.change,
+            })).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+/// The fleet's track record and what the run did with its ledger (null without a ledger).
+pub fn fleet_track_json(run: &RunResult) -> Value {
+    let Some(note) = &run.ledger else { return Value::Null };
+    let f = run.fleet_track();
+    let opt = |x: Option<f64>, d: i32| x.map(|x| round(x, d));
+    json!({
+        "ledger": {
+            "place": note.place, "written": note.written, "backfilled": note.backfilled,
+            "pruned": note.pruned, "unreadable": note.unreadable,
+        },
+        "earlier_runs": f.runs,
+        "resources": f.resources,
+        "by_lead": f.leads.iter().map(|l| json!({
+            "lead": l.lead, "points": l.points, "coverage": round(l.coverage, 4), "bias": round(l.bias, 6),
+            "relative_mae": opt(l.relative_mae, 4),
+        })).collect::<Vec<_>>(),
+        "brier": opt(f.brier, 4),
+        "outcomes": f.outcomes,
+        "reliability": f.reliability.iter().map(|b| json!({
+            "from": b.from, "to": round(b.from + 0.1, 1), "count": b.count,
+            "mean_probability": round(b.mean_probability, 4), "observed": round(b.observed, 4),
+        })).collect::<Vec<_>>(),
+        "crossing_dates": {"count": f.date_errors, "bias_days": opt(f.date_bias_days, 2), "abs_days": opt(f.date_abs_days, 2)},
+        "moved": f.moved,
+    })
+}
+
+/// One forecast the ledger kept (`headroom ledger show`).
+pub fn past_forecast_json(f: &PastForecast) -> Value {
+    json!({
+        "resource": f.resource,
+        "as_of": rfc3339(f.as_of),
+        "model": f.model,
+        "config_sha256": f.config_sha256,
+        "level": f.level,
+        "level_shift": f.level_shift.map(rfc3339),
+        "headroom_days": f.headroom_days.map(|d| round(d, 2)),
+        "forecast": f.outline.iter().map(|m| json!({
+            "timestamp": rfc3339(m.t), "mean": m.mean, "lower": m.lower, "upper": m.upper,
+        })).collect::<Vec<_>>(),
+        "breaches": f.thresholds.iter().map(|t| json!({
+            "name": t.name, "threshold": t.value, "expected": t.expected_at.map(rfc3339),
+            "earliest": t.earliest_at.map(rfc3339), "probability": t.probability, "already_breached": t.already_breached,
+        })).collect::<Vec<_>>(),
     })
 }
 

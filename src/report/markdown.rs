@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::track::{self, Table, TrackTables};
 use super::{Exporter, Report, level, opt_day, percent, threshold};
 use crate::outcome::{RunResult, View};
 use crate::time::{day, rfc3339};
@@ -25,11 +26,13 @@ impl Exporter for Summary {
             alerting,
             run.errors.len()
         );
+        let ledger = run.ledger.is_some();
         let _ = writeln!(
             s,
-            "| # | resource | status | last | headroom (days) | soft: expected / earliest | hard: expected / earliest | P(hard) | capacity needed | model | MASE |"
+            "| # | resource | status | last | headroom (days) | soft: expected / earliest | hard: expected / earliest | P(hard) | capacity needed | model | MASE |{}",
+            if ledger { " moved since last run |" } else { "" }
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|{}", if ledger { "---|" } else { "" });
         for (i, r) in run.resources.iter().enumerate() {
             let v = r.view(run.as_of);
             let cross = |name: &str| match v.crossings.iter().find(|c| c.breach.name == name) {
@@ -44,9 +47,10 @@ impl Exporter for Summary {
                 (Some(k), None) => format!("×{k:.2}"),
                 _ => "–".into(),
             };
+            let moved = if ledger { format!(" {} |", escape(&track::moved_cell(r))) } else { String::new() };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
                 i + 1,
                 escape(&r.name),
                 status_cell(&v),
@@ -57,8 +61,12 @@ impl Exporter for Summary {
                 p_hard,
                 needed,
                 escape(&r.model),
-                mase
+                mase,
+                moved
             );
+        }
+        if let Some(t) = track::tables(run) {
+            let _ = write!(s, "\n{}", track_markdown(&t));
         }
         if run.resources.iter().any(|r| !r.scenarios.is_empty()) {
             let _ = writeln!(s, "\n## What if\n\n{}", whatif_table(run));
@@ -121,6 +129,29 @@ pub fn whatif_table(run: &RunResult) -> String {
                 );
             }
         }
+    }
+    s
+}
+
+/// The track record section (`summary.md`, `headroom ledger score`).
+pub fn track_markdown(t: &TrackTables) -> String {
+    let mut s = format!("## Track record\n\n{}\n\n{}\n{}\n\n", escape(&t.intro), table(&t.leads), escape(&t.odds));
+    if !t.reliability.rows.is_empty() {
+        let _ = writeln!(s, "{}", table(&t.reliability));
+    }
+    let _ = writeln!(s, "{}", escape(&t.dates));
+    if !t.moved.rows.is_empty() {
+        let _ = writeln!(s, "\n### Moved since the last run\n\n{}", table(&t.moved));
+    }
+    s
+}
+
+/// A Markdown table, every cell escaped.
+fn table(t: &Table) -> String {
+    let mut s = format!("| {} |\n|{}\n", t.head.join(" | "), "---|".repeat(t.head.len()));
+    for row in &t.rows {
+        let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     s
 }

@@ -89,6 +89,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
         errors: first.run.errors.iter().filter(|e| e.resource.is_none()).cloned().collect(),
         notes: first.run.notes.clone(),
         fail_on: first.run.fail_on,
+        records: vec![],
+        ledger: first.run.ledger.clone(),
     };
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (k, (_, s)) in shards.iter().enumerate() {

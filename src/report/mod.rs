@@ -10,6 +10,7 @@ pub mod merge;
 pub mod plot;
 pub mod prom;
 pub mod stream;
+pub mod track;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -238,6 +239,8 @@ pub(crate) mod testdata {
             fail_on: FailOn::Hard,
             total: 3,
             shard: None,
+            records: vec![],
+            ledger: None,
         }
     }
 
