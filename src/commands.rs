@@ -299,7 +299,20 @@ impl Kept {
         dates.sort_unstable();
         dates.dedup();
         self.note.earlier_runs = dates.len();
-        if let Some(l) = &self.ledger {
+        // Forecasts of none of this run's resources: another config's ledger. Said once, and
+        // nothing of this run is mixed into it.
+        let foreign = !self.earlier.is_empty()
+            && !result.resources.is_empty()
+            && result.resources.iter().all(|r| !self.earlier.contains_key(&r.name));
+        if foreign {
+            let l = self.ledger.as_ref().map_or(String::new(), |l| l.shown.clone());
+            errors.push(format!(
+                "ledger {l}: its {} resources include none of this run's {}: another config's ledger? Nothing was written to it",
+                self.earlier.len(),
+                result.resources.len()
+            ));
+        }
+        if let Some(l) = self.ledger.as_ref().filter(|_| !foreign) {
             match l.write(result.as_of, &result.records) {
                 Ok(name) => self.note.written = name,
                 Err(e) => errors.push(e),

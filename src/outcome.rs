@@ -71,7 +71,13 @@ pub struct Detail {
     pub moved: Option<(usize, changepoint::Regime)>,
     /// The scenarios' paths, in the order of `scenarios`.
     pub scenario_paths: Vec<Forecast>,
+    /// The latest earlier forecasts (runs with a ledger, at most [`PAST_BANDS`]), newest
+    /// first: plots draw their bands over what happened.
+    pub past: Vec<PastForecast>,
 }
+
+/// Earlier forecasts drawn on a resource's plot.
+pub const PAST_BANDS: usize = 4;
 
 /// One point of a forecast outline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,6 +153,11 @@ impl ResourceForecast {
         let mut now = self.record(as_of)?;
         now.config_sha256 = config_sha256.to_string();
         self.track = Some(track::score(&self.detail()?.history, past, &now, as_of));
+        let mut latest: Vec<&PastForecast> = past.iter().filter(|p| p.as_of < as_of).collect();
+        latest.sort_by_key(|p| std::cmp::Reverse(p.as_of));
+        if let Some(d) = self.detail.as_mut() {
+            d.past = latest.into_iter().take(PAST_BANDS).cloned().collect();
+        }
         Ok(())
     }
 

@@ -127,6 +127,7 @@ pub fn forecast_resource(
             errors: sel.errors,
             moved,
             scenario_paths: vec![],
+            past: vec![],
         }),
     })
 }

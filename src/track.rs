@@ -244,9 +244,15 @@ pub fn score(history: &Series, past: &[PastForecast], now: &PastForecast, as_of:
 
 /// The first step after `from` up to `to` whose value reaches `threshold`.
 fn first_at_or_above(history: &Series, threshold: f64, from: i64, to: i64) -> Option<i64> {
-    (0..history.len())
+    let after = if history.step > 0 && from >= history.start {
+        usize::try_from((from - history.start) / history.step).unwrap_or(0)
+    } else {
+        0
+    };
+    (after..history.len())
         .map(|i| (history.time(i), history.values[i]))
-        .find(|(t, v)| *t > from && *t <= to && *v >= threshold)
+        .take_while(|(t, _)| *t <= to)
+        .find(|(t, v)| *t > from && *v >= threshold)
         .map(|(t, _)| t)
 }
 

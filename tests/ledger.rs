@@ -234,6 +234,39 @@ fn twelve_weekly_runs_are_kept_scored_and_replayed_by_a_backfill() {
     assert_eq!(web["track"]["forecasts"], 10);
     assert_eq!(std::fs::read(&damaged).unwrap(), bytes[..bytes.len() / 2]);
 
+    // `ledger score` and `ledger show` read the same ledger.
+    let (code, err) = headroom(&[
+        "ledger",
+        "score",
+        "--config",
+        plain.to_str().unwrap(),
+        "--as-of",
+        &day(END),
+        "--resource",
+        "web/cpu",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 2, "the damaged file is still an error: {err}");
+    let o = Command::cargo_bin("headroom")
+        .unwrap()
+        .args([
+            "ledger",
+            "show",
+            "--config",
+            plain.to_str().unwrap(),
+            "--as-of",
+            &day(dates[10]),
+            "--resource",
+            "web/cpu",
+        ])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown[0]["resource"], "web/cpu");
+    assert_eq!(shown[0]["as_of"], format!("{}T00:00:00Z", day(dates[10])));
+    assert!(shown[0]["forecast"].as_array().unwrap().len() >= 90);
+
     // `ledger list` names the damaged file as an error and lists the rest.
     let o = Command::cargo_bin("headroom")
         .unwrap()
@@ -248,13 +281,21 @@ fn twelve_weekly_runs_are_kept_scored_and_replayed_by_a_backfill() {
 fn a_first_run_backfills_an_empty_ledger_and_no_ledger_skips_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let cfg = sample_config(dir.path(), "path = \"kept\"\nbackfill = \"28d\"");
+    let cfg = sample_config(dir.path(), "path = \"kept\"\nbackfill = \"28d\"\nkeep = \"20d\"");
     let (code, err) = run(&cfg, &out, END);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(files(&dir.path().join("kept")).len(), 5, "four weekly runs backfilled, then this one");
+    // Four weekly runs backfilled and scored, then this one written; the two older than
+    // `keep` before this as-of are dropped afterwards.
+    let kept = files(&dir.path().join("kept"));
+    let days: Vec<&str> = kept.keys().map(|k| &k[..8]).collect();
+    assert_eq!(days, ["20261018", "20261025", "20261101"], "{kept:?}");
     let doc = read_json(&out.join("forecasts.json"));
     assert_eq!(doc["track_record"]["earlier_runs"], 4);
     assert_eq!(doc["track_record"]["ledger"]["backfilled"], 4);
+    assert_eq!(doc["track_record"]["ledger"]["pruned"], 2);
+    let prom = std::fs::read_to_string(out.join("headroom.prom")).unwrap();
+    assert!(prom.contains("headroom_track_earlier_runs 4"), "{prom}");
+    assert!(prom.contains("headroom_track_coverage{lead=\"1 d\"}"), "{prom}");
 
     // --no-ledger: nothing read or written, no track record.
     let (code, err) = headroom(&[
@@ -271,10 +312,43 @@ fn a_first_run_backfills_an_empty_ledger_and_no_ledger_skips_it() {
         &day(END + DAY),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(files(&dir.path().join("kept")).len(), 5);
+    assert_eq!(files(&dir.path().join("kept")), kept);
     let doc = read_json(&out.join("forecasts.json"));
     assert_eq!(doc["track_record"], Value::Null);
     assert!(doc["resources"].as_array().unwrap().iter().all(|r| r["track"].is_null()));
+
+    // Another config pointed at this ledger (none of its resources in it): one line, the
+    // reports still written, nothing added.
+    let other = dir.path().join("other.toml");
+    let csv = dir.path().join("queue.csv");
+    let rows: String = (0..24 * 60)
+        .map(|h| format!("{},{}\n", END - (24 * 60 - 1 - h) * 3600, 0.3 + 0.001 * (h % 24) as f64))
+        .collect();
+    std::fs::write(&csv, format!("timestamp,value\n{rows}")).unwrap();
+    std::fs::write(
+        &other,
+        format!(
+            "[sources.q]\nkind = \"files\"\npath = {:?}\n[[resources]]\nsource = \"q\"\n[ledger]\npath = {:?}\n",
+            csv.display().to_string(),
+            dir.path().join("kept").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (code, err) = headroom(&[
+        "run",
+        "--quiet",
+        "--plots",
+        "none",
+        "--config",
+        other.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("another config's ledger?"), "{err}");
+    assert_eq!(files(&dir.path().join("kept")), kept);
+    assert_eq!(read_json(&out.join("forecasts.json"))["resources"][0]["name"], "queue");
 }
 
 /// A real S3-compatible server (moto's server mode, from PyPI; `.ci/test` installs it) on a

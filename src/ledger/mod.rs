@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use object_store::path::Path as StorePath;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use std::collections::HashMap;
@@ -167,10 +168,19 @@ impl Ledger {
             }
         };
         c.reachable = true;
-        for run in runs {
-            let path = self.runs_prefix().join(run.name.as_str());
-            let bytes = self.runtime.block_on(async { self.store.get(&path).await?.bytes().await });
-            match bytes.map_err(|e| e.to_string()).and_then(|b| table::decode(&b)) {
+        // Fetched one after another, decoded in parallel.
+        let fetched: Vec<(RunFile, Result<Vec<u8>, String>)> = runs
+            .into_iter()
+            .map(|run| {
+                let path = self.runs_prefix().join(run.name.as_str());
+                let bytes = self.runtime.block_on(async { self.store.get(&path).await?.bytes().await });
+                (run, bytes.map(|b| b.to_vec()).map_err(|e| e.to_string()))
+            })
+            .collect();
+        let decoded: Vec<(RunFile, Result<Vec<PastForecast>, String>)> =
+            fetched.into_par_iter().map(|(run, bytes)| (run, bytes.and_then(|b| table::decode(&b)))).collect();
+        for (run, result) in decoded {
+            match result {
                 Ok(f) => {
                     c.runs.push(RunFile { resources: f.len(), ..run });
                     c.forecasts.extend(f);

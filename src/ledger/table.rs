@@ -1,5 +1,7 @@
 //! One run's forecasts as a Parquet table, and back: a row per resource, per mark (the
-//! forecast at a whole day after the as-of) and per threshold, in long format.
+//! forecast at a whole day after the as-of) and per threshold, in long format. A forecast's
+//! own fields (model, config hash, level, ...) are on its `resource` row only, which comes
+//! first: the other rows leave them null, so reading a ledger does not make them again per row.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -17,9 +19,9 @@ struct Rows {
     kind: Vec<&'static str>,
     resource: Vec<String>,
     as_of: Vec<i64>,
-    model: Vec<String>,
-    config: Vec<String>,
-    level: Vec<f64>,
+    model: Vec<Option<String>>,
+    config: Vec<Option<String>>,
+    level: Vec<Option<f64>>,
     level_shift: Vec<Option<i64>>,
     headroom: Vec<Option<f64>>,
     t: Vec<Option<i64>>,
@@ -40,11 +42,12 @@ impl Rows {
         self.kind.push(kind);
         self.resource.push(p.resource.clone());
         self.as_of.push(p.as_of);
-        self.model.push(p.model.clone());
-        self.config.push(p.config_sha256.clone());
-        self.level.push(p.level);
-        self.level_shift.push(p.level_shift);
-        self.headroom.push(p.headroom_days);
+        let own = kind == "resource";
+        self.model.push(own.then(|| p.model.clone()));
+        self.config.push(own.then(|| p.config_sha256.clone()));
+        self.level.push(own.then_some(p.level));
+        self.level_shift.push(p.level_shift.filter(|_| own));
+        self.headroom.push(p.headroom_days.filter(|_| own));
         self.t.push(mark.map(|m| m.t));
         self.mean.push(mark.map(|m| m.mean));
         self.lower.push(mark.map(|m| m.lower));
@@ -111,20 +114,18 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
     let floats = |name: &str| -> Result<Vec<Option<f64>>, String> {
         Ok(col(name)?.f64().map_err(|_| format!("`{name}` is not a float column"))?.iter().collect())
     };
-    let strs = |name: &str| -> Result<Vec<Option<String>>, String> {
-        Ok(col(name)?
-            .str()
-            .map_err(|_| format!("`{name}` is not a text column"))?
-            .iter()
-            .map(|s| s.map(String::from))
-            .collect())
-    };
+    // Text borrowed from the frame: a String is made once per forecast, not per row.
+    fn strs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>, String> {
+        let c = df.column(name).map_err(|_| format!("no `{name}` column"))?;
+        Ok(c.str().map_err(|_| format!("`{name}` is not a text column"))?.iter().collect())
+    }
     let version: Vec<Option<i32>> =
         col("ledger_version")?.i32().map_err(|_| "`ledger_version` is not an i32 column")?.iter().collect();
     if let Some(v) = version.iter().flatten().find(|v| **v != VERSION) {
         return Err(format!("written by a newer headroom (ledger version {v}; this build reads {VERSION})"));
     }
-    let (kind, resource, model, config) = (strs("kind")?, strs("resource")?, strs("model")?, strs("config_sha256")?);
+    let (kind, resource, model, config) =
+        (strs(&df, "kind")?, strs(&df, "resource")?, strs(&df, "model")?, strs(&df, "config_sha256")?);
     let (as_of, level_shift, t, expected, earliest) =
         (ints("as_of")?, ints("level_shift")?, ints("t")?, ints("expected_at")?, ints("earliest_at")?);
     let (level, headroom, mean, lower, upper, value, probability) = (
@@ -136,31 +137,41 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
         floats("value")?,
         floats("probability")?,
     );
-    let threshold = strs("threshold")?;
+    let threshold = strs(&df, "threshold")?;
     let already: Vec<Option<bool>> =
         col("already_breached")?.bool().map_err(|_| "`already_breached` is not a boolean column")?.iter().collect();
     let mut out: Vec<PastForecast> = vec![];
-    let mut at: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    let mut at: BTreeMap<(&str, i64), usize> = BTreeMap::new();
+    let mut last: Option<((&str, i64), usize)> = None;
     for i in 0..df.height() {
         let row = || format!("row {}", i + 1);
-        let (Some(res), Some(a)) = (resource[i].clone(), as_of[i]) else {
+        let (Some(res), Some(a)) = (resource[i], as_of[i]) else {
             return Err(format!("{}: no resource or as_of", row()));
         };
-        let k = *at.entry((res.clone(), a)).or_insert_with(|| {
+        if kind[i] == Some("resource") {
+            if at.contains_key(&(res, a)) {
+                return Err(format!("{}: a second forecast of `{res}` as of {a}", row()));
+            }
             out.push(PastForecast {
-                resource: res,
+                resource: res.to_string(),
                 as_of: a,
-                model: model[i].clone().unwrap_or_default(),
-                config_sha256: config[i].clone().unwrap_or_default(),
+                model: model[i].unwrap_or_default().to_string(),
+                config_sha256: config[i].unwrap_or_default().to_string(),
                 level: level[i].unwrap_or(f64::NAN),
                 level_shift: level_shift[i],
                 headroom_days: headroom[i],
                 outline: vec![],
                 thresholds: vec![],
             });
-            out.len() - 1
-        });
-        match kind[i].as_deref() {
+            at.insert((res, a), out.len() - 1);
+        }
+        // Rows come grouped by forecast: the last group is nearly always the one.
+        let k = match last {
+            Some((key, k)) if key == (res, a) => k,
+            _ => *at.get(&(res, a)).ok_or_else(|| format!("{}: a row of `{res}` before its resource row", row()))?,
+        };
+        last = Some(((res, a), k));
+        match kind[i] {
             Some("resource") => {}
             Some("mark") => {
                 let (Some(t), Some(m), Some(lo), Some(hi)) = (t[i], mean[i], lower[i], upper[i]) else {
@@ -169,7 +180,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
                 out[k].outline.push(Mark { t, mean: m, lower: lo, upper: hi });
             }
             Some("threshold") => {
-                let (Some(name), Some(v), Some(p)) = (threshold[i].clone(), value[i], probability[i]) else {
+                let (Some(name), Some(v), Some(p)) = (threshold[i].map(String::from), value[i], probability[i]) else {
                     return Err(format!("{}: a threshold without name, value and probability", row()));
                 };
                 out[k].thresholds.push(PastThreshold {

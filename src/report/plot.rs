@@ -285,6 +285,21 @@ fn draw<DB: DrawingBackend>(
             }
         }
     }
+    // Earlier runs' bands (with a ledger), faint, over the history they forecast.
+    let orange = RGBColor(255, 127, 14);
+    for (k, p) in d.past.iter().enumerate() {
+        let seen: Vec<&crate::track::Mark> = p.outline.iter().filter(|m| m.t <= as_of && m.t >= x0).collect();
+        if seen.len() < 2 {
+            continue;
+        }
+        let shape: Vec<(i64, f64)> =
+            seen.iter().map(|m| (m.t, m.upper)).chain(seen.iter().rev().map(|m| (m.t, m.lower))).collect();
+        let s = chart.draw_series(std::iter::once(Polygon::new(shape, orange.mix(0.15).filled())))?;
+        if k == 0 {
+            s.label(format!("earlier forecasts' bands, each day at the as-of hour (last {})", d.past.len()))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], orange.mix(0.25).filled()));
+        }
+    }
     // In-sample fit of the chosen model, over the fitted window.
     let fit_offset = ((r.fit_start - h.start) / h.step).max(0) as usize;
     let fit_time = |i: usize| h.time(fit_offset + i);

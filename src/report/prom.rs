@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::{Exporter, Report};
-use crate::outcome::ResourceForecast;
+use crate::outcome::{ResourceForecast, RunResult};
 
 pub struct Textfile;
 
@@ -106,7 +106,63 @@ impl Exporter for Textfile {
                 }
             }
         }
+        if run.ledger.is_some() {
+            track_families(&mut s, run);
+        }
         Ok(s.into_bytes())
+    }
+}
+
+/// The track record's gauges (runs with a ledger): the fleet's scores by lead time, the
+/// Brier score of past odds, and how far each crossing moved since the last run.
+fn track_families(s: &mut String, run: &RunResult) {
+    let f = run.fleet_track();
+    family(s, "headroom_track_earlier_runs", "Earlier runs in the ledger scored by this run.");
+    let _ = writeln!(s, "headroom_track_earlier_runs {}", f.runs);
+    family(
+        s,
+        "headroom_track_coverage",
+        "Share of observed values inside earlier forecasts' bands, by lead time (compare with the band's level).",
+    );
+    for l in &f.leads {
+        let _ = writeln!(s, "headroom_track_coverage{{lead=\"{}\"}} {}", label(&l.lead), num(l.coverage));
+    }
+    family(
+        s,
+        "headroom_track_relative_mae",
+        "Earlier forecasts' MAE over that of the seasonal naive issued the same day, by lead time (geometric mean over resources; below 1 is better).",
+    );
+    for l in &f.leads {
+        if let Some(r) = l.relative_mae {
+            let _ = writeln!(s, "headroom_track_relative_mae{{lead=\"{}\"}} {}", label(&l.lead), num(r));
+        }
+    }
+    if let Some(b) = f.brier {
+        family(
+            s,
+            "headroom_track_brier_score",
+            "Brier score of earlier breach probabilities whose horizon has passed (0 is perfect).",
+        );
+        let _ = writeln!(s, "headroom_track_brier_score {}", num(b));
+    }
+    family(
+        s,
+        "headroom_track_moved_seconds",
+        "How far the earliest crossing of the threshold moved since the last run (later is positive).",
+    );
+    for r in &run.resources {
+        let Some(d) = r.track.as_ref().and_then(|t| t.drift.as_ref()) else { continue };
+        for m in &d.moved {
+            if let Some(days) = m.earliest_days {
+                let _ = writeln!(
+                    s,
+                    "headroom_track_moved_seconds{{resource=\"{}\",threshold=\"{}\"}} {}",
+                    label(&r.name),
+                    label(&m.threshold),
+                    num((days * 86_400.0).round())
+                );
+            }
+        }
     }
 }
 
