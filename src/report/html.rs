@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use super::overview;
 use super::track::{self, Table, TrackTables};
 use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
 use crate::outcome::{ResourceForecast, RunResult, View};
@@ -35,8 +36,9 @@ a { color: #1f77b4; } .scroll { overflow-x: auto; }
 "#;
 
 const SCRIPT: &str = r#"
-document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+document.querySelectorAll('table.sortable th').forEach(function (th) {
   th.addEventListener('click', function () {
+    var col = th.cellIndex;
     var body = th.closest('table').tBodies[0];
     var asc = th.dataset.dir !== 'asc';
     th.dataset.dir = asc ? 'asc' : 'desc';
@@ -75,6 +77,8 @@ impl Exporter for Page {
             alerting,
             run.errors.len()
         );
+
+        overview_section(&mut h, run);
 
         // Ranking.
         let ledger = run.ledger.is_some();
@@ -143,6 +147,129 @@ impl Exporter for Page {
         let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
         Ok(h.into_bytes())
     }
+}
+
+/// The fleet at a glance: counts by status, the weeks the first crossings fall in, the spread
+/// of headroom and the groups most at risk.
+fn overview_section(h: &mut String, run: &RunResult) {
+    let o = overview::overview(run);
+    let _ = writeln!(
+        h,
+        "<section id=\"overview\">\n<p class=\"counts\"><span class=\"status status-hard\">{} hard</span> \
+         <span class=\"status status-soft\">{} soft</span> <span class=\"status status-ok\">{} ok</span> \
+         <span class=\"status status-error\">{} failed</span> · {} already at a threshold</p>",
+        o.hard, o.soft, o.ok, o.failed, o.already
+    );
+    h.push_str("<div class=\"charts\">");
+    h.push_str(&calendar_chart(&o.calendar));
+    h.push_str(&headroom_chart(&o.headroom));
+    h.push_str("</div>\n");
+    let shown: Vec<&overview::Group> = o.groups.iter().take(GROUPS_SHOWN).collect();
+    if o.groups.len() > 1 {
+        let rows = shown
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    g.resources.to_string(),
+                    g.at_risk.to_string(),
+                    g.earliest.map_or("–".into(), day),
+                    g.capacity_needed.map_or("–".into(), |k| format!("×{k:.2}")),
+                ]
+            })
+            .collect();
+        let t = Table {
+            head: vec!["group", "resources", "at risk", "earliest crossing", "capacity needed (largest)"],
+            rows,
+        };
+        let more = o.groups.len().saturating_sub(GROUPS_SHOWN);
+        let _ = writeln!(
+            h,
+            "<h3>By group{}</h3>",
+            if more > 0 { format!(" (the {GROUPS_SHOWN} most at risk of {})", o.groups.len()) } else { String::new() }
+        );
+        h.push_str(&table(&t, "groups"));
+    }
+    h.push_str("</section>\n");
+}
+
+/// Groups listed in the overview.
+const GROUPS_SHOWN: usize = 20;
+
+/// First crossings per week over the horizon: soft and hard bars side by side.
+fn calendar_chart(weeks: &[overview::Week]) -> String {
+    let (w, hgt, left, bottom) = (460.0, 180.0, 30.0, 28.0);
+    let plot_h = hgt - bottom - 16.0;
+    let most = weeks.iter().map(|k| k.soft.max(k.hard)).max().unwrap_or(0).max(1) as f64;
+    let bw = (w - left - 8.0) / weeks.len().max(1) as f64;
+    let y = |v: f64| 16.0 + plot_h * (1.0 - v / most);
+    let mut s = format!(
+        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"First crossings per week\">\
+         <text x=\"{left}\" y=\"11\" font-size=\"10\">first crossings per week (earliest: upper bound)</text>"
+    );
+    for (i, k) in weeks.iter().enumerate() {
+        let x = left + i as f64 * bw;
+        for (j, (n, color, what)) in [(k.soft, "#ff7f0e", "soft"), (k.hard, "#d62728", "hard")].into_iter().enumerate()
+        {
+            if n == 0 {
+                continue;
+            }
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>week of {}: {n} first {what} crossing{}</title></rect>",
+                x + 1.0 + j as f64 * (bw - 2.0) / 2.0,
+                y(n as f64),
+                ((bw - 2.0) / 2.0).max(1.0),
+                y(0.0) - y(n as f64),
+                day(k.start),
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        if i % 4 == 0 {
+            let _ = write!(
+                s,
+                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"9\">{}</text>",
+                hgt - bottom + 12.0,
+                &day(k.start)[5..]
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"end\">{most}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"end\">0</text></svg>",
+        left - 3.0,
+        y(most) + 8.0,
+        left - 3.0,
+        y(0.0)
+    );
+    s
+}
+
+/// Resources per headroom bucket, as horizontal bars.
+fn headroom_chart(counts: &[usize]) -> String {
+    let (w, row) = (300.0, 22.0);
+    let hgt = 18.0 + row * counts.len() as f64;
+    let most = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let mut s = format!(
+        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Headroom\">\
+         <text x=\"6\" y=\"11\" font-size=\"10\">resources by headroom</text>"
+    );
+    for (i, (&n, (label, _))) in counts.iter().zip(overview::HEADROOM_BUCKETS.iter()).enumerate() {
+        let y = 18.0 + i as f64 * row;
+        let len = (w - 130.0) * n as f64 / most;
+        let _ = write!(
+            s,
+            "<text x=\"6\" y=\"{:.1}\" font-size=\"10\">{label}</text><rect x=\"80\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"#1f77b4\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{n}</text>",
+            y + 14.0,
+            y + 3.0,
+            row - 6.0,
+            84.0 + len,
+            y + 14.0
+        );
+    }
+    s.push_str("</svg>");
+    s
 }
 
 /// The track record: how earlier forecasts did, charted and tabled.

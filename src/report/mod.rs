@@ -7,6 +7,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod overview;
 pub mod plot;
 pub mod prom;
 pub mod stream;
