@@ -70,7 +70,11 @@ fn html_page_in_headless_chromium() {
     assert!(!dom.contains("<title>pwned"), "a resource name ran as script");
     assert!(dom.contains("&lt;script&gt;document.title='pwned'&lt;/script&gt;"));
     assert!(!dom.contains("<img src=\"x\""), "a resource name became an element");
-    assert_eq!(dom.matches("<svg").count(), 3, "one inline plot per resource");
+    // The overview's two charts, then one inline plot per resource.
+    let charts = dom.matches("<svg class=\"chart\"").count();
+    assert_eq!(charts, 2, "the overview's calendar and headroom charts");
+    assert_eq!(dom.matches("<svg").count() - charts, 3, "one inline plot per resource");
+    assert!(dom.contains("<section id=\"overview\">"));
 
     let shot = dir.path().join("page.png");
     let mut cap = Proc::new("env");

@@ -61,11 +61,11 @@ pub fn tables(run: &RunResult) -> Option<TrackTables> {
     };
     let odds = match f.brier {
         Some(b) => format!(
-            "Breach odds: Brier score {b:.3} over {} forecast{} whose outcome is known (0 is perfect; always saying 50 % scores 0.25).",
+            "Breach odds: Brier score {b:.3} over {} forecast{} whose horizon has passed (0 is perfect; always saying 50 % scores 0.25).",
             f.outcomes,
             if f.outcomes == 1 { "" } else { "s" }
         ),
-        None => "Breach odds: no outcome is known yet (a crossing happened, or a whole horizon has passed).".into(),
+        None => "Breach odds: no earlier forecast's horizon has passed yet (odds are scored once it has).".into(),
     };
     let reliability = Table {
         head: vec!["predicted", "forecasts", "mean predicted", "observed"],
@@ -90,7 +90,7 @@ pub fn tables(run: &RunResult) -> Option<TrackTables> {
             bias.abs(),
             if bias >= 0.0 { "sooner" } else { "later" }
         ),
-        _ => "Crossing dates: no expected crossing has happened yet.".into(),
+        _ => "Crossing dates: no expected crossing has happened within a horizon that has passed.".into(),
     };
     let mut rows = vec![];
     for r in &run.resources {
