@@ -138,7 +138,7 @@ pub struct Moved {
 pub struct Drift {
     pub since: i64,
     pub moved: Vec<Moved>,
-    /// The main reason, named: config changed, level shift found, model changed (from X to
+    /// The main reason, named: config changed, thresholds changed, level shift found, model changed (from X to
     /// Y), new data outside the last band, or new data within the band.
     pub reason: String,
     /// New observations at the last run's marks, and how many fell outside its band.
@@ -294,9 +294,20 @@ fn drift(last: &PastForecast, now: &PastForecast, value_at: &dyn Fn(i64) -> f64)
             outside += usize::from(v < m.lower || v > m.upper);
         }
     }
+    // Thresholds can change without the config (read from the server: `thresholds_query`).
+    let changed: Vec<String> = now
+        .thresholds
+        .iter()
+        .filter_map(|th| {
+            let old = last.thresholds.iter().find(|o| o.name == th.name)?;
+            (old.value != th.value).then(|| format!("{} {} -> {}", th.name, old.value, th.value))
+        })
+        .collect();
     let reason =
         if !last.config_sha256.is_empty() && !now.config_sha256.is_empty() && last.config_sha256 != now.config_sha256 {
             "config changed".to_string()
+        } else if !changed.is_empty() {
+            format!("thresholds changed ({})", changed.join(", "))
         } else if now.level_shift.is_some() && now.level_shift != last.level_shift {
             let at = now.level_shift.map(crate::time::rfc3339).unwrap_or_default();
             format!("level shift found at {}", &at[..at.len().min(10)])
@@ -496,7 +507,7 @@ mod tests {
             already_breached: false,
         };
         let now = past(29 * DAY, vec![], vec![reached]);
-        let r = score(&history, &[p], &now, 29 * DAY);
+        let r = score(&history, std::slice::from_ref(&p), &now, 29 * DAY);
         assert_eq!((r.forecasts, r.scored), (1, 1));
         // Day 11: actual 11, error 1, naive (day 4) error 7, outside the band.
         let one = &r.leads[0];
@@ -512,6 +523,11 @@ mod tests {
         assert_eq!(d.moved[0].change, "no longer crosses");
         assert_eq!((d.seen, d.outside), (2, 1));
         assert_eq!(d.reason, "new data within the band");
+        // The same run with a threshold read anew from the server.
+        let mut changed = now.clone();
+        changed.thresholds[0].value = 16.0;
+        let r = score(&history, &[p], &changed, 29 * DAY);
+        assert_eq!(r.drift.unwrap().reason, "thresholds changed (hard 15 -> 16)");
     }
 
     #[test]
