@@ -128,13 +128,9 @@ fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
                     bail!("{}: no resource named `{name}`", a.config.display());
                 }
             }
-            let mut dates: Vec<i64> =
-                earlier.values().flatten().map(|f| f.as_of).filter(|t| *t < result.as_of).collect();
-            dates.sort_unstable();
-            dates.dedup();
             result.ledger = Some(LedgerNote {
                 place: l.shown.clone(),
-                earlier_runs: dates.len(),
+                earlier_runs: earlier_runs(&earlier, result.as_of),
                 unreadable: c.errors.len(),
                 ..LedgerNote::default()
             });
@@ -170,6 +166,13 @@ fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
             Ok(Status::Ok)
         }
     }
+}
+
+/// Distinct as-of dates before `as_of` among the earlier forecasts.
+fn earlier_runs(earlier: &HashMap<String, Vec<PastForecast>>, as_of: i64) -> usize {
+    let dates: std::collections::BTreeSet<i64> =
+        earlier.values().flatten().map(|f| f.as_of).filter(|t| *t < as_of).collect();
+    dates.len()
 }
 
 /// Prints the ledger's read errors; the status they make.
@@ -294,11 +297,7 @@ impl Kept {
     /// Writes the run's forecasts and drops what is older than `keep`; errors join the run's.
     fn finish(&mut self, result: &mut RunResult) {
         let mut errors = std::mem::take(&mut self.errors);
-        let mut dates: Vec<i64> =
-            self.earlier.values().flatten().map(|f| f.as_of).filter(|a| *a < result.as_of).collect();
-        dates.sort_unstable();
-        dates.dedup();
-        self.note.earlier_runs = dates.len();
+        self.note.earlier_runs = earlier_runs(&self.earlier, result.as_of);
         // Forecasts of none of this run's resources: another config's ledger. Said once, and
         // nothing of this run is mixed into it.
         let foreign = !self.earlier.is_empty()

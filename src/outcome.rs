@@ -148,11 +148,11 @@ impl ResourceForecast {
         })
     }
 
-    /// Scores the earlier forecasts of this resource against its history now. Needs the detail.
-    pub fn score_past(&mut self, past: &[PastForecast], as_of: i64, config_sha256: &str) -> Result<(), String> {
-        let mut now = self.record(as_of)?;
-        now.config_sha256 = config_sha256.to_string();
-        self.track = Some(track::score(&self.detail()?.history, past, &now, as_of));
+    /// Scores the earlier forecasts of this resource against its history now, `now` being
+    /// this run's [`record`](Self::record) of it. Needs the detail.
+    pub fn score_past(&mut self, past: &[PastForecast], now: &PastForecast) -> Result<(), String> {
+        let as_of = now.as_of;
+        self.track = Some(track::score(&self.detail()?.history, past, now, as_of));
         let mut latest: Vec<&PastForecast> = past.iter().filter(|p| p.as_of < as_of).collect();
         latest.sort_by_key(|p| std::cmp::Reverse(p.as_of));
         if let Some(d) = self.detail.as_mut() {

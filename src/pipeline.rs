@@ -111,9 +111,9 @@ pub fn run(
                         let record = match track {
                             Some(t) => {
                                 let none = vec![];
-                                f.score_past(t.earlier.get(name.as_str()).unwrap_or(&none), as_of, t.config_sha256)?;
                                 let mut r = f.record(as_of)?;
                                 r.config_sha256 = t.config_sha256.to_string();
+                                f.score_past(t.earlier.get(name.as_str()).unwrap_or(&none), &r)?;
                                 Some(r)
                             }
                             None => None,
