@@ -204,6 +204,13 @@ pub struct RunArgs {
     /// Neither read nor write the config's `[ledger]` (no track record this run).
     #[arg(long)]
     pub no_ledger: bool,
+    /// Open, update and close the capacity issues of the config's `[issues]` tracker.
+    #[arg(long, conflicts_with = "issues_dry_run")]
+    pub issues: bool,
+    /// Print the issue changes `--issues` would make (Markdown, or `=json`), reading the
+    /// tracker's issues but changing nothing.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "markdown", require_equals = true)]
+    pub issues_dry_run: Option<PlanFormat>,
     /// Only errors on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -298,6 +305,13 @@ pub struct SampleArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
+    Json,
+}
+
+/// How `--issues-dry-run` prints the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Markdown,
     Json,
 }
 

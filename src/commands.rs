@@ -229,7 +229,62 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     }
     let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
-    Ok(conclude(&result, &plot_errors, &args.out, args.quiet, started))
+    let mut errors = plot_errors;
+    errors.extend(sync_issues(args, &cfg, &result, &slugs));
+    Ok(conclude(&result, &errors, &args.out, args.quiet, started))
+}
+
+/// `run --issues` / `--issues-dry-run`, after the reports are written (a tracker that fails
+/// costs no report): the plan printed or carried out; its error lines.
+fn sync_issues(
+    args: &RunArgs,
+    cfg: &config::Config,
+    result: &RunResult,
+    slugs: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let dry = args.issues_dry_run;
+    if !args.issues && dry.is_none() {
+        return vec![];
+    }
+    let Some(ic) = &cfg.issues else {
+        return vec![format!("{}: no [issues] section: --issues has no tracker to act on", args.config.display())];
+    };
+    if args.shard.is_some() {
+        return vec!["[issues] not with --shard: a part of the fleet would close the other parts' issues".into()];
+    }
+    let plots: BTreeMap<String, std::path::PathBuf> = slugs
+        .iter()
+        .map(|(name, slug)| (name.clone(), args.out.join("plots").join(format!("{slug}.png"))))
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    let synced = crate::issues::sync(result, ic, &plots, dry.is_some());
+    match dry {
+        Some(crate::cli::PlanFormat::Json) => {
+            out!("{}", serde_json::to_string_pretty(&synced.plan).unwrap_or_default());
+        }
+        Some(crate::cli::PlanFormat::Markdown) => out!("{}", crate::issues::plan_markdown(&synced.plan, true)),
+        None if !args.quiet => {
+            let count = |a: &str| synced.plan.planned.iter().filter(|p| p.action == a).count();
+            eprintln!(
+                "headroom: issues in {}: {} created, {} updated, {} commented, {} closed, {} reopened, {} left alone ({} calls)",
+                ic.url,
+                count("create"),
+                count("update"),
+                count("comment"),
+                count("close"),
+                count("reopen"),
+                count("leave"),
+                synced.calls_made
+            );
+        }
+        None => {}
+    }
+    if !args.quiet {
+        for n in &synced.plan.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    synced.errors
 }
 
 /// A run's ledger: opened and read before the run (backfilled when empty), written after.

@@ -230,6 +230,133 @@ struct ConfigFile {
     #[serde(default)]
     resources: Vec<ResourceConfig>,
     ledger: Option<LedgerFile>,
+    issues: Option<IssuesFile>,
+}
+
+/// `[issues]`: one tracker issue per group of resources forecast to breach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuesFile {
+    kind: String,
+    url: String,
+    project: toml::Value,
+    token_env: String,
+    labels: Option<Vec<String>>,
+    group_by: Option<String>,
+    min_probability: Option<f64>,
+    notify_moved: Option<String>,
+    probability_bounds: Option<Vec<f64>>,
+    close_after: Option<u32>,
+    reopen_within: Option<String>,
+    keep_open_label: Option<String>,
+    report_url: Option<String>,
+    max_new: Option<usize>,
+    timeout: Option<String>,
+    retries: Option<u32>,
+}
+
+/// The validated `[issues]` section (`kind = "gitlab"`, the only tracker so far).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuesConfig {
+    /// Base URL of the GitLab instance, without a trailing slash or `/api/v4`.
+    pub url: String,
+    /// Project path (`group/project`) or numeric id.
+    pub project: String,
+    /// Environment variable holding the access token (never the token itself).
+    pub token_env: String,
+    /// Labels every issue carries; the first finds headroom's issues.
+    pub labels: Vec<String>,
+    /// Name template over the resource's labels and name parts: one issue per value.
+    pub group_by: String,
+    /// A crossing opens or keeps an issue only at this probability or more.
+    pub min_probability: f64,
+    /// A crossing that moved more than this (seconds) since the last comment gets a comment.
+    pub notify_moved: i64,
+    /// Probabilities whose crossing (either way) gets a comment.
+    pub probability_bounds: Vec<f64>,
+    /// Runs in a row without a crossing before an issue is closed.
+    pub close_after: u32,
+    /// A closed issue whose breach returns within this (seconds after closing) is reopened.
+    pub reopen_within: i64,
+    pub keep_open_label: String,
+    /// Where the published report lives (linked from each issue).
+    pub report_url: Option<String>,
+    /// New issues one run may open; beyond, an error line (a misconfigured threshold should
+    /// not open a thousand issues).
+    pub max_new: usize,
+    pub timeout: i64,
+    pub retries: u32,
+}
+
+impl IssuesFile {
+    fn validate(&self) -> Result<IssuesConfig, String> {
+        if self.kind != "gitlab" {
+            return Err(format!("kind = {:?}: the only issue tracker is \"gitlab\"", self.kind));
+        }
+        let url = self.url.trim_end_matches('/').trim_end_matches("/api/v4").to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("url must start with http:// or https://".into());
+        }
+        let project = match &self.project {
+            toml::Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+            toml::Value::Integer(i) if *i > 0 => i.to_string(),
+            _ => return Err("project: a path (\"group/project\") or a numeric id".into()),
+        };
+        if self.token_env.is_empty() {
+            return Err("token_env: the name of the environment variable holding the token".into());
+        }
+        let labels = self.labels.clone().unwrap_or_else(|| vec!["capacity-planning".into()]);
+        if labels.is_empty() || labels.iter().any(|l| l.trim().is_empty() || l.contains(',')) {
+            return Err("labels: at least one, none empty or with a comma".into());
+        }
+        let group_by = self.group_by.clone().unwrap_or_else(|| "{name}".into());
+        if group_by.trim().is_empty() {
+            return Err(
+                "group_by: an empty template would put every resource in one issue; use \"{name}\" for one each".into(),
+            );
+        }
+        let min_probability = self.min_probability.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&min_probability) {
+            return Err(format!("min_probability = {min_probability}: must lie in [0, 1]"));
+        }
+        let probability_bounds = self.probability_bounds.clone().unwrap_or_else(|| vec![0.5, 0.9]);
+        if probability_bounds.iter().any(|p| !(*p > 0.0 && *p < 1.0)) {
+            return Err("probability_bounds: each in (0, 1)".into());
+        }
+        let duration = |v: &Option<String>, key: &str, default: i64| {
+            v.as_deref().map_or(Ok(default), |d| parse_duration_allow_zero(d).map_err(|e| format!("{key}: {e}")))
+        };
+        let close_after = self.close_after.unwrap_or(3);
+        if close_after == 0 {
+            return Err("close_after: at least 1 run".into());
+        }
+        let timeout = duration(&self.timeout, "timeout", 30)?;
+        if timeout == 0 {
+            return Err("timeout: at least 1s".into());
+        }
+        if let Some(r) = &self.report_url {
+            if !(r.starts_with("http://") || r.starts_with("https://")) {
+                return Err("report_url must start with http:// or https://".into());
+            }
+        }
+        Ok(IssuesConfig {
+            url,
+            project,
+            token_env: self.token_env.clone(),
+            labels,
+            group_by,
+            min_probability,
+            notify_moved: duration(&self.notify_moved, "notify_moved", 7 * 86_400)?,
+            probability_bounds,
+            close_after,
+            reopen_within: duration(&self.reopen_within, "reopen_within", 30 * 86_400)?,
+            keep_open_label: self.keep_open_label.clone().unwrap_or_else(|| "keep-open".into()),
+            report_url: self.report_url.as_ref().map(|r| r.trim_end_matches('/').to_string()),
+            max_new: self.max_new.unwrap_or(25),
+            timeout,
+            retries: self.retries.unwrap_or(3),
+        })
+    }
 }
 
 /// `[ledger]`: where every run's forecasts are kept and scored.
@@ -300,6 +427,7 @@ pub struct Config {
     pub scenarios: Vec<Scenario>,
     pub fail_on: FailOn,
     pub ledger: Option<LedgerConfig>,
+    pub issues: Option<IssuesConfig>,
 }
 
 /// One `[[resources]]` entry with its settings resolved against `[defaults]`.
@@ -654,6 +782,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
     let ledger =
         file.ledger.as_ref().map(|l| l.validate(&base).map_err(|e| err(format!("[ledger] {e}")))).transpose()?;
+    let issues = file.issues.as_ref().map(|i| i.validate().map_err(|e| err(format!("[issues] {e}")))).transpose()?;
     Ok(Config {
         path: path.to_path_buf(),
         base,
@@ -662,6 +791,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         scenarios,
         fail_on: file.defaults.fail_on.unwrap_or(FailOn::Never),
         ledger,
+        issues,
     })
 }
 

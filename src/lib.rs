@@ -3,7 +3,7 @@
 //! One pipeline, one module per stage: `source` (files, servers; `source::fleet` pairs series
 //! with config entries) → `series` (regular steps) → `model` (fit, select, forecast) →
 //! `breach` / `scenario` (crossings, headroom, what-ifs) → `track` (earlier forecasts scored) →
-//! `outcome` (what a run produced) → `report` (outputs); `ledger` keeps the forecasts between runs. `resource` takes one series through the stages, `pipeline` runs them
+//! `outcome` (what a run produced) → `report` (outputs) and `issues` (the tracker's capacity issues); `ledger` keeps the forecasts between runs. `resource` takes one series through the stages, `pipeline` runs them
 //! over a fleet (`shard` picks a part of it); `commands` turns flags into runs and exit codes.
 
 pub mod backtest;
@@ -11,6 +11,7 @@ pub mod breach;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod issues;
 pub mod ledger;
 pub mod model;
 pub mod outcome;

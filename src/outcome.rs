@@ -22,6 +22,9 @@ pub struct ResourceForecast {
     pub index: usize,
     pub name: String,
     pub source: String,
+    /// The series' labels, where its source has them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub settings: ResourceSettings,
     pub step: i64,
     /// First and last timestamps of the prepared history.
@@ -159,6 +162,23 @@ impl ResourceForecast {
             d.past = latest.into_iter().take(PAST_BANDS).cloned().collect();
         }
         Ok(())
+    }
+
+    /// The resource's group under a name template: `{label}` is one of its labels, `{name}`
+    /// its name, `{1}`, `{2}`, ... the parts of its name split at `/`. None when the template
+    /// names something the resource lacks.
+    pub fn group(&self, template: &str) -> Option<String> {
+        let parts: Vec<&str> = self.name.split('/').collect();
+        let mut out = template.to_string();
+        for key in crate::source::file::template_keys(template) {
+            let value = match key.parse::<usize>() {
+                Ok(i) if i >= 1 => parts.get(i - 1).copied(),
+                _ if key == "name" => Some(self.name.as_str()),
+                _ => self.labels.get(&key).map(String::as_str),
+            }?;
+            out = out.replace(&format!("{{{key}}}"), value);
+        }
+        Some(out)
     }
 
     /// Drops the detail, keeping the summary.

@@ -104,6 +104,7 @@ pub fn forecast_resource(
         index: 0,
         name: raw.name.clone(),
         source: source.to_string(),
+        labels: raw.labels.clone(),
         settings: settings.clone(),
         step,
         history_start: history.start,

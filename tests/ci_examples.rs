@@ -14,6 +14,26 @@ fn gitlab_pipeline_runs_publishes_and_reports() {
     let job = &y["capacity-forecast"];
     let script = job["script"][0].as_str().unwrap();
     assert!(script.starts_with("headroom run") && script.contains("--fail-on hard"), "{script}");
+    // The flags are the real CLI's (the issue sync included).
+    use clap::Parser;
+    let cli = headroom::cli::Cli::try_parse_from(script.split_whitespace()).unwrap_or_else(|e| panic!("{script}: {e}"));
+    let headroom::cli::Command::Run(args) = cli.command else { panic!("{script}: not a run") };
+    assert!(args.issues, "{script}");
+    // The commented [issues] section is a config headroom accepts.
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitlab-ci.yml"))
+        .unwrap();
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("#   [issues]"))
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| l.trim_start_matches("#   "))
+        .collect();
+    let config = format!(
+        "[sources.f]\nkind = \"files\"\npath = \"x.csv\"\n[[resources]]\nsource = \"f\"\n{}",
+        section.join("\n")
+    );
+    let parsed = headroom::config::parse(&config, std::path::Path::new("headroom.toml")).unwrap();
+    assert_eq!(parsed.issues.unwrap().token_env, "HEADROOM_GITLAB_TOKEN");
     assert_eq!(job["artifacts"]["reports"]["junit"], "reports/junit.xml");
     assert_eq!(job["artifacts"]["when"], "always");
     assert_eq!(y["pages"]["artifacts"]["paths"][0], "public");

@@ -341,7 +341,9 @@ fn to_series(
                     None => namer.name(row)?,
                 };
                 let i = *acc.index.entry(name.clone()).or_insert_with(|| {
-                    acc.out.series.push(RawSeries::new(name.clone(), shown.to_string(), vec![], vec![]));
+                    let mut raw = RawSeries::new(name.clone(), shown.to_string(), vec![], vec![]);
+                    raw.labels = namer.labels(row);
+                    acc.out.series.push(raw);
                     let at = offset + row;
                     acc.ranges.push(Range { first: at, last: at, max_ts: i64::MIN, grouped: true });
                     acc.out.series.len() - 1
@@ -417,6 +419,16 @@ impl<'a> Namer<'a> {
 
     fn is_single(&self) -> bool {
         matches!(self, Namer::Single(_))
+    }
+
+    /// The label columns' values in `row` (none for a `resource` column or a single series).
+    fn labels(&self, row: usize) -> super::answer::Labels {
+        match self {
+            Namer::Labels { cols, .. } => {
+                cols.iter().filter_map(|c| Some((c.name().to_string(), cell_text(c, row)?))).collect()
+            }
+            _ => super::answer::Labels::new(),
+        }
     }
 
     fn name(&self, row: usize) -> Result<String, String> {

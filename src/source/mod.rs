@@ -21,6 +21,9 @@ pub struct RawSeries {
     pub timestamps: Vec<i64>,
     /// Values; NaN marks a missing value (a gap).
     pub values: Vec<f64>,
+    /// The series' labels (label columns of a file, a server's series labels): what
+    /// `[issues] group_by` and other name templates can use beyond the name.
+    pub labels: answer::Labels,
     /// Set when the points are still in their file (`timestamps` and `values` empty until
     /// [`file::load`] reads them).
     pub deferred: Option<Box<file::Deferred>>,
@@ -28,7 +31,7 @@ pub struct RawSeries {
 
 impl RawSeries {
     pub fn new(name: String, origin: String, timestamps: Vec<i64>, values: Vec<f64>) -> Self {
-        RawSeries { name, origin, timestamps, values, deferred: None }
+        RawSeries { name, origin, timestamps, values, labels: answer::Labels::new(), deferred: None }
     }
 
     /// A placeholder left behind when a series is moved out of a collection.

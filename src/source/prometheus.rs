@@ -421,7 +421,7 @@ impl Prometheus {
 }
 
 /// The last cause in an error's chain (`Connection refused (os error 111)`), without URLs.
-fn innermost(e: reqwest::Error) -> String {
+pub fn innermost(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut msg = e.to_string();
     let mut cause = std::error::Error::source(&e);
@@ -588,7 +588,9 @@ pub fn pull(
                 if gaps > 0 {
                     out.notes.push(format!("{name}: {gaps} NaN or infinite values read as gaps"));
                 }
-                out.series.push(RawSeries::new(name, origin.clone(), s.timestamps, s.values))
+                let mut raw = RawSeries::new(name, origin.clone(), s.timestamps, s.values);
+                raw.labels = s.labels.iter().map(|(k, v)| (k.clone(), source.redact(v))).collect();
+                out.series.push(raw)
             }
             Err(m) => out.errors.push(SourceError::file(source.redact(&format!("source {}: {m}", source.name)))),
         }

@@ -73,7 +73,7 @@ fn mask_schemes(text: &str) -> String {
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters.
-fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
