@@ -279,19 +279,23 @@ fn plan_group(
     let planned =
         |action, iid, title: String, why: String, calls| Planned { key: g.key.clone(), action, iid, title, why, calls };
     let level_label = |l: &Option<String>| l.as_ref().map(|l| format!("{LEVEL_SCOPE}{l}"));
-    let Some((issue, old)) = existing else {
-        if told.level.is_none() {
-            return planned("none", None, title, "no crossing".into(), vec![]);
-        }
-        let marker =
-            Marker { key: g.key.clone(), as_of, level: told.level.clone(), told: told.clone(), ..Marker::default() };
-        let description = describe(run, cfg, g, marker, plot.is_some());
+    // A new breach's marker: it tells what it found, no clean runs yet.
+    let fresh =
+        Marker { key: g.key.clone(), as_of, level: told.level.clone(), told: told.clone(), ..Marker::default() };
+    let create = || {
+        let description = describe(run, cfg, g, fresh.clone(), plot.is_some());
         let mut labels = cfg.labels.clone();
         labels.extend(level_label(&told.level));
         let mut calls = vec![];
         uploads(&mut calls);
         calls.push(Call::Create { title: title.clone(), description, labels });
-        return planned("create", None, title, crossing_phrase(&told, as_of), calls);
+        calls
+    };
+    let Some((issue, old)) = existing else {
+        if told.level.is_none() {
+            return planned("none", None, title, "no crossing".into(), vec![]);
+        }
+        return planned("create", None, title.clone(), crossing_phrase(&told, as_of), create());
     };
     let iid = Some(issue.iid);
     let kept_open = issue.labels.contains(&cfg.keep_open_label);
@@ -318,19 +322,7 @@ fn plan_group(
         let recent = since_closed.is_some_and(|d| d <= cfg.reopen_within);
         if !recent {
             // Long closed: a new breach is a new issue (the marker of the old one is left).
-            let marker = Marker {
-                key: g.key.clone(),
-                as_of,
-                level: told.level.clone(),
-                told: told.clone(),
-                ..Marker::default()
-            };
-            let description = describe(run, cfg, g, marker, plot.is_some());
-            let mut labels = cfg.labels.clone();
-            labels.extend(level_label(&told.level));
-            let mut calls = vec![];
-            uploads(&mut calls);
-            calls.push(Call::Create { title: title.clone(), description, labels });
+            let calls = create();
             let why = format!(
                 "{}; #{} was closed more than {} ago",
                 crossing_phrase(&told, as_of),
@@ -347,9 +339,7 @@ fn plan_group(
             );
             return planned("leave", iid, issue.title.clone(), why, vec![]);
         }
-        let marker =
-            Marker { key: g.key.clone(), as_of, level: told.level.clone(), told: told.clone(), ..Marker::default() };
-        let description = describe(run, cfg, g, marker, plot.is_some());
+        let description = describe(run, cfg, g, fresh.clone(), plot.is_some());
         let mut calls = vec![];
         uploads(&mut calls);
         calls.push(Call::Edit {
