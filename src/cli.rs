@@ -201,6 +201,17 @@ pub struct RunArgs {
     /// name decides); join the parts with `headroom merge`.
     #[arg(long, value_parser = crate::shard::Shard::parse)]
     pub shard: Option<crate::shard::Shard>,
+    /// Every output for every resource, whatever the fleet's size: all plots (`--plots auto`),
+    /// every forecast path, the daily outline in pretty JSON. Past 200 resources a run
+    /// otherwise plots and writes the paths of its 100 most urgent only, so a fleet's
+    /// reports fit a CI artefact.
+    #[arg(long)]
+    pub full: bool,
+    /// Roll the overview up and filter the page by this name template over each resource's
+    /// labels and name parts (`{1}`: the name up to its first `/`; `{type}`: a label).
+    /// Default: `[report] group_by`, else `{1}`.
+    #[arg(long)]
+    pub group_by: Option<String>,
     /// Neither read nor write the config's `[ledger]` (no track record this run).
     #[arg(long)]
     pub no_ledger: bool,

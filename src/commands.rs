@@ -200,7 +200,7 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let ledger = if args.no_ledger { None } else { cfg.ledger.as_ref() };
     let mut kept = ledger.map(|l| Kept::open(l, &cfg, as_of, args.shard, &config_sha256, args.quiet));
     let fitting = ProgressReport::new("forecast", args.quiet);
-    let mut streamer = Streamer::new(&args.out, args.plots);
+    let mut streamer = Streamer::new(&args.out, args.plots).full(args.full);
     let track = kept.as_ref().map(|k| pipeline::Track { earlier: &k.earlier, config_sha256: &config_sha256 });
     let mut result = pipeline::run(&cfg, as_of, args.shard, track.as_ref(), &|p| fitting.update(p), &mut streamer);
     fitting.finish();
@@ -208,13 +208,15 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
         k.finish(&mut result);
     }
     let slugs = streamer.slugs.clone();
-    let (plots, plot_errors) = streamer.finish(&result.resources);
+    let (plots, plot_errors) = streamer.finish();
     let meta = RunMeta {
         generated_at: rfc3339(chrono::Utc::now().timestamp()),
         config: args.config.display().to_string(),
         config_sha256,
         version: env!("CARGO_PKG_VERSION").to_string(),
         out_dir: args.out.display().to_string(),
+        group_by: args.group_by.clone().unwrap_or_else(|| cfg.group_by.clone()),
+        full: args.full,
     };
     if args.shard.is_some() {
         let shard = ShardFile {
@@ -222,6 +224,8 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
             config: meta.config.clone(),
             config_sha256: meta.config_sha256.clone(),
             plots: args.plots,
+            group_by: meta.group_by.clone(),
+            full: args.full,
             slugs: slugs.clone(),
             run: result.clone(),
         };
@@ -579,7 +583,7 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
     out!("{}", report::markdown::whatif_table(&result));
     let mut errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
     if let Some(s) = overlays {
-        let (plots, plot_errors) = s.finish(&result.resources);
+        let (plots, plot_errors) = s.finish();
         errors.extend(plot_errors);
         if let Some(dir) = &args.out {
             eprintln!("wrote {} overlay plots into {}", plots.len(), dir.join("plots").display());

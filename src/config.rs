@@ -231,7 +231,19 @@ struct ConfigFile {
     resources: Vec<ResourceConfig>,
     ledger: Option<LedgerFile>,
     issues: Option<IssuesFile>,
+    report: Option<ReportFile>,
 }
+
+/// `[report]`: how the reports arrange the fleet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportFile {
+    /// Name template the overview rolls up by and the page filters on (`{1}`, `{type}`).
+    group_by: Option<String>,
+}
+
+/// The reports' group template unless the config says otherwise: the name up to its first `/`.
+pub const GROUP_BY: &str = "{1}";
 
 /// `[issues]`: one tracker issue per group of resources forecast to breach.
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +440,8 @@ pub struct Config {
     pub fail_on: FailOn,
     pub ledger: Option<LedgerConfig>,
     pub issues: Option<IssuesConfig>,
+    /// The reports' group template (`[report] group_by`).
+    pub group_by: String,
 }
 
 /// One `[[resources]]` entry with its settings resolved against `[defaults]`.
@@ -782,6 +796,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
     let ledger =
         file.ledger.as_ref().map(|l| l.validate(&base).map_err(|e| err(format!("[ledger] {e}")))).transpose()?;
+    let group_by = match file.report.as_ref().and_then(|r| r.group_by.clone()) {
+        Some(g) if g.trim().is_empty() => return Err(err("[report] group_by: an empty template".into())),
+        Some(g) => g,
+        None => GROUP_BY.to_string(),
+    };
     let issues = file.issues.as_ref().map(|i| i.validate().map_err(|e| err(format!("[issues] {e}")))).transpose()?;
     Ok(Config {
         path: path.to_path_buf(),
@@ -792,6 +811,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         fail_on: file.defaults.fail_on.unwrap_or(FailOn::Never),
         ledger,
         issues,
+        group_by,
     })
 }
 

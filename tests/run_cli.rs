@@ -331,7 +331,8 @@ fn whatif_for_one_resource_writes_its_overlay_plot() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let svg = std::fs::read_to_string(dir.path().join("plots/web_cpu.svg")).unwrap();
     assert!(svg.contains("what if: fast_growth") && svg.contains("what if: new_customer"));
-    assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 2);
+    // The PNG, the SVG and the data of its interactive view.
+    assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 3);
     let bad = headroom()
         .args(["whatif", "--config"])
         .arg(repo().join("headroom.toml"))

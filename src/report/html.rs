@@ -33,9 +33,139 @@ dl.facts dt { color: #555; } dl.facts dd { margin: 0; }
 .errors li { color: #a00; } code { background: #f4f4f4; padding: 0 0.2em; }
 a { color: #1f77b4; } .scroll { overflow-x: auto; }
 .charts { display: flex; gap: 2em; flex-wrap: wrap; } svg.chart { border: 1px solid #eee; }
+.filters { display: flex; gap: 0.6em; flex-wrap: wrap; align-items: center; margin: 1em 0 0.3em; }
+.filters input { min-width: 16em; padding: 0.2em 0.4em; }
+details.explore { margin: 0.4em 0; } details.explore summary { cursor: pointer; color: #1f77b4; }
+.zoom button { margin: 0.3em 0.3em 0.3em 0; } .xp svg { border: 1px solid #eee; max-width: 100%; height: auto; }
+.tip { font-size: 0.9em; min-height: 1.3em; font-variant-numeric: tabular-nums; }
 "#;
 
 const SCRIPT: &str = r#"
+(function () {
+  var NS = 'http://www.w3.org/2000/svg', W = 900, H = 300, L = 56, R = 12, T = 12, B = 28;
+  function fmtT(t) { return new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' '); }
+  function fmtV(v) { return v === null ? '–' : Number(v).toPrecision(4).replace(/\.?0+$/, ''); }
+  function node(tag, attrs, parent) {
+    var e = document.createElementNS(NS, tag);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+  function draw(box, zoom) {
+    var d = box._data, host = box.querySelector('.xp'), tip = box.querySelector('.tip');
+    var all = d.history.map(function (p) { return p[0]; }).concat(d.forecast.map(function (p) { return p[0]; }));
+    var x0 = Math.min.apply(null, all), x1 = Math.max.apply(null, all), week = 7 * 86400;
+    if (zoom === 'close') { x0 = Math.max(x0, d.as_of - 2 * week); x1 = Math.min(x1, d.as_of + 2 * week); }
+    if (zoom === 'forecast') { x0 = d.as_of; }
+    var hist = d.history.filter(function (p) { return p[0] >= x0 && p[0] <= x1; });
+    var fc = d.forecast.filter(function (p) { return p[0] >= x0 && p[0] <= x1; });
+    var ys = d.thresholds.map(function (t) { return t[1]; });
+    hist.forEach(function (p) { ys.push(p[1]); });
+    fc.forEach(function (p) { ys.push(p[2], p[3]); });
+    ys = ys.filter(function (v) { return v !== null; });
+    var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys), pad = (y1 - y0) * 0.05 || 0.05;
+    y0 -= pad; y1 += pad;
+    var sx = function (t) { return L + (t - x0) / Math.max(1, x1 - x0) * (W - L - R); };
+    var sy = function (v) { return T + (y1 - v) / (y1 - y0) * (H - T - B); };
+    host.textContent = '';
+    var svg = node('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'interactive forecast plot' }, host);
+    for (var k = 0; k <= 4; k++) {
+      var v = y0 + (y1 - y0) * k / 4;
+      node('line', { x1: L, x2: W - R, y1: sy(v), y2: sy(v), stroke: '#eee' }, svg);
+      node('text', { x: L - 4, y: sy(v) + 4, 'font-size': 10, 'text-anchor': 'end' }, svg).textContent = fmtV(v);
+    }
+    for (k = 0; k <= 4; k++) {
+      var t = x0 + (x1 - x0) * k / 4;
+      node('text', { x: sx(t), y: H - 8, 'font-size': 10, 'text-anchor': k === 0 ? 'start' : (k === 4 ? 'end' : 'middle') }, svg).textContent = fmtT(t).slice(0, 10);
+    }
+    if (fc.length) {
+      var band = fc.map(function (p) { return sx(p[0]) + ',' + sy(p[3]); })
+        .concat(fc.slice().reverse().map(function (p) { return sx(p[0]) + ',' + sy(p[2]); }));
+      node('polygon', { points: band.join(' '), fill: '#1f77b4', 'fill-opacity': 0.18 }, svg);
+      node('polyline', { points: fc.map(function (p) { return sx(p[0]) + ',' + sy(p[1]); }).join(' '), fill: 'none', stroke: '#1f77b4', 'stroke-width': 1.5 }, svg);
+    }
+    if (hist.length) {
+      node('polyline', { points: hist.map(function (p) { return sx(p[0]) + ',' + sy(p[1]); }).join(' '), fill: 'none', stroke: '#333', 'stroke-width': 1 }, svg);
+    }
+    d.thresholds.forEach(function (th) {
+      node('line', { x1: L, x2: W - R, y1: sy(th[1]), y2: sy(th[1]), stroke: th[0] === 'hard' ? '#d62728' : '#ff7f0e', 'stroke-dasharray': '5,4' }, svg);
+      node('text', { x: W - R - 2, y: sy(th[1]) - 3, 'font-size': 10, 'text-anchor': 'end' }, svg).textContent = th[0] + ' ' + fmtV(th[1]);
+    });
+    if (d.as_of >= x0 && d.as_of <= x1) {
+      node('line', { x1: sx(d.as_of), x2: sx(d.as_of), y1: T, y2: H - B, stroke: '#999' }, svg);
+    }
+    var cursor = node('line', { x1: 0, x2: 0, y1: T, y2: H - B, stroke: '#555', visibility: 'hidden' }, svg);
+    var points = hist.map(function (p) { return { t: p[0], h: p }; }).concat(fc.map(function (p) { return { t: p[0], f: p }; }));
+    svg.addEventListener('mousemove', function (ev) {
+      var r = svg.getBoundingClientRect(), x = (ev.clientX - r.left) * W / r.width;
+      var t = x0 + (x - L) / (W - L - R) * (x1 - x0), best = null;
+      points.forEach(function (p) { if (!best || Math.abs(p.t - t) < Math.abs(best.t - t)) { best = p; } });
+      if (!best) { return; }
+      cursor.setAttribute('x1', sx(best.t)); cursor.setAttribute('x2', sx(best.t)); cursor.setAttribute('visibility', 'visible');
+      var text = fmtT(best.t) + ' UTC · ';
+      text += best.h ? 'observed ' + fmtV(best.h[1])
+        : 'forecast ' + fmtV(best.f[1]) + ' · ' + Math.round(d.level * 100) + ' % band ' + fmtV(best.f[2]) + ' – ' + fmtV(best.f[3]);
+      text += d.thresholds.map(function (th) { return ' · ' + th[0] + ' ' + fmtV(th[1]); }).join('');
+      tip.textContent = text;
+    });
+    svg.addEventListener('mouseleave', function () { cursor.setAttribute('visibility', 'hidden'); });
+  }
+  document.querySelectorAll('details.explore').forEach(function (box) {
+    box.addEventListener('toggle', function () {
+      if (!box.open || box._data) { return; }
+      box._data = JSON.parse(box.querySelector('script').textContent);
+      draw(box, 'close');
+    });
+    box.querySelectorAll('.zoom button').forEach(function (b) {
+      b.addEventListener('click', function () { if (box._data) { draw(box, b.dataset.zoom); } });
+    });
+  });
+})();
+(function () {
+  var fields = { q: 'f-q', status: 'f-status', group: 'f-group', threshold: 'f-threshold' };
+  var rows = Array.from(document.querySelectorAll('#ranking tbody tr'));
+  function el(k) { return document.getElementById(fields[k]); }
+  function apply() {
+    var q = el('q').value.trim().toLowerCase(), st = el('status').value, gr = el('group').value, th = el('threshold').value;
+    var shown = 0;
+    rows.forEach(function (row) {
+      var d = row.dataset;
+      var ok = (!q || d.search.indexOf(q) >= 0) && (!st || d.status === st) && (!gr || d.group === gr) &&
+        (!th || (' ' + d.crosses + ' ').indexOf(' ' + th + ' ') >= 0);
+      row.hidden = !ok;
+      var art = document.getElementById('r-' + d.slug);
+      if (art) { art.hidden = !ok; }
+      if (ok) { shown++; }
+    });
+    var filtered = q || st || gr || th;
+    document.getElementById('f-shown').textContent = filtered ? shown + ' of ' + rows.length + ' resources' : rows.length + ' resources';
+  }
+  function save() {
+    var p = new URLSearchParams();
+    Object.keys(fields).forEach(function (k) { var v = el(k).value.trim(); if (v) { p.set(k, v); } });
+    var s = p.toString();
+    history.replaceState(null, '', s ? '#' + s : location.pathname + location.search);
+    apply();
+  }
+  function load() {
+    var h = location.hash.slice(1);
+    if (h.indexOf('=') < 0) { return; }  // #r-slug: a link to one resource, not a view
+    var p = new URLSearchParams(h);
+    Object.keys(fields).forEach(function (k) {
+      var v = p.get(k) || '', e = el(k);
+      if (e.tagName === 'SELECT' && v && !Array.from(e.options).some(function (o) { return o.value === v; })) {
+        var o = document.createElement('option'); o.value = v; o.textContent = v; e.appendChild(o);
+      }
+      e.value = v;
+    });
+    apply();
+  }
+  if (!el('q')) { return; }
+  Object.keys(fields).forEach(function (k) { el(k).addEventListener('input', save); el(k).addEventListener('change', save); });
+  window.addEventListener('hashchange', load);
+  load();
+  apply();
+})();
 document.querySelectorAll('table.sortable th').forEach(function (th) {
   th.addEventListener('click', function () {
     var col = th.cellIndex;
@@ -78,10 +208,13 @@ impl Exporter for Page {
             run.errors.len()
         );
 
-        overview_section(&mut h, run);
+        overview_section(&mut h, run, &report.meta.group_by);
 
-        // Ranking.
+        // Ranking, with the filters above it. A large fleet's page has sections for its
+        // plotted resources only; the rest are rows.
+        let every = run.total <= super::stream::PLOT_ALL_UP_TO || report.meta.full;
         let ledger = run.ledger.is_some();
+        filters_bar(&mut h, run, &report.meta.group_by);
         let _ = write!(
             h,
             "<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th>{}</tr></thead>\n<tbody>\n",
@@ -99,13 +232,31 @@ impl Exporter for Page {
             let p_hard = v.p_hard;
             let mase = r.backtest.as_ref().and_then(|b| b.mase);
             let moved = if ledger { format!("<td>{}</td>", esc(&track::moved_cell(r))) } else { String::new() };
+            let name_cell = if every || report.plots.contains_key(&r.name) {
+                format!("<a href=\"#r-{}\">{}</a>", esc(&slug), esc(&r.name))
+            } else {
+                esc(&r.name)
+            };
+            let crosses: Vec<&str> =
+                v.crossings.iter().filter(|c| c.earliest.is_some()).map(|c| c.breach.name.as_str()).collect();
+            let search: Vec<String> = std::iter::once(r.name.to_lowercase())
+                .chain(r.labels.iter().map(|(k, v)| format!("{k}={v}").to_lowercase()))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr data-slug=\"{}\" data-status=\"{}\" data-group=\"{}\" data-crosses=\"{}\" data-search=\"{}\">",
+                esc(&slug),
+                esc(v.status),
+                esc(&overview::group_of(r, &report.meta.group_by)),
+                esc(&crosses.join(" ")),
+                esc(&search.join(" ")),
+            );
             let _ = writeln!(
                 h,
-                "<tr><td class=\"num\">{}</td><td><a href=\"#r-{}\">{}</a></td><td data-v=\"{}\">{}</td><td class=\"num\">{}</td>\
+                "<td class=\"num\">{}</td><td>{}</td><td data-v=\"{}\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td>{}</tr>",
                 i + 1,
-                esc(&slug),
-                esc(&r.name),
+                name_cell,
                 status_rank(&v),
                 status_badge(&v),
                 level(r, r.last_value),
@@ -140,7 +291,7 @@ impl Exporter for Page {
         if let Some(t) = track::tables(run) {
             track_section(&mut h, &t, run);
         }
-        for r in &run.resources {
+        for r in run.resources.iter().filter(|r| every || report.plots.contains_key(&r.name)) {
             resource_section(&mut h, report, r);
         }
         settings_section(&mut h, report);
@@ -151,8 +302,8 @@ impl Exporter for Page {
 
 /// The fleet at a glance: counts by status, the weeks the first crossings fall in, the spread
 /// of headroom and the groups most at risk.
-fn overview_section(h: &mut String, run: &RunResult) {
-    let o = overview::overview(run);
+fn overview_section(h: &mut String, run: &RunResult, group_by: &str) {
+    let o = overview::overview(run, group_by);
     let _ = writeln!(
         h,
         "<section id=\"overview\">\n<p class=\"counts\"><span class=\"status status-hard\">{} hard</span> \
@@ -166,31 +317,61 @@ fn overview_section(h: &mut String, run: &RunResult) {
     h.push_str("</div>\n");
     let shown: Vec<&overview::Group> = o.groups.iter().take(GROUPS_SHOWN).collect();
     if o.groups.len() > 1 {
-        let rows = shown
-            .iter()
-            .map(|g| {
-                vec![
-                    g.name.clone(),
-                    g.resources.to_string(),
-                    g.at_risk.to_string(),
-                    g.earliest.map_or("–".into(), day),
-                    g.capacity_needed.map_or("–".into(), |k| format!("×{k:.2}")),
-                ]
-            })
-            .collect();
-        let t = Table {
-            head: vec!["group", "resources", "at risk", "earliest crossing", "capacity needed (largest)"],
-            rows,
-        };
         let more = o.groups.len().saturating_sub(GROUPS_SHOWN);
         let _ = writeln!(
             h,
-            "<h3>By group{}</h3>",
+            "<h3>By group <code>{}</code>{}</h3>",
+            esc(group_by),
             if more > 0 { format!(" (the {GROUPS_SHOWN} most at risk of {})", o.groups.len()) } else { String::new() }
         );
-        h.push_str(&table(&t, "groups"));
+        h.push_str(r#"<div class="scroll"><table class="sortable" id="groups">
+<thead><tr><th>group</th><th>resources</th><th>at risk</th><th>earliest crossing</th><th>capacity needed (largest)</th></tr></thead>
+<tbody>
+"#);
+        for g in &shown {
+            let _ = writeln!(
+                h,
+                "<tr><td><a href=\"#group={}\">{}</a></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&url_component(&g.name)),
+                esc(&g.name),
+                g.resources,
+                g.at_risk,
+                g.earliest.map_or("–".into(), day),
+                g.capacity_needed.map_or("–".into(), |k| format!("×{k:.2}")),
+            );
+        }
+        h.push_str("</tbody>\n</table></div>\n");
     }
     h.push_str("</section>\n");
+}
+
+/// Search box and filters over the ranking (and the resource sections below it); the page's
+/// URL keeps them (`#status=hard&group=patroni`), so a link opens the same view.
+fn filters_bar(h: &mut String, run: &RunResult, group_by: &str) {
+    let groups: BTreeSet<String> = run.resources.iter().map(|r| overview::group_of(r, group_by)).collect();
+    let thresholds: BTreeSet<&str> =
+        run.resources.iter().flat_map(|r| r.breaches.iter().map(|b| b.name.as_str())).collect();
+    h.push_str("<div id=\"filters\" class=\"filters\"><input type=\"search\" id=\"f-q\" placeholder=\"Search names and labels\" aria-label=\"Search names and labels\">");
+    h.push_str("<select id=\"f-status\" aria-label=\"Status\"><option value=\"\">any status</option>");
+    for s in ["hard", "soft", "ok"] {
+        let _ = write!(h, "<option value=\"{s}\">{s}</option>");
+    }
+    h.push_str("</select><select id=\"f-group\" aria-label=\"Group\"><option value=\"\">any group</option>");
+    for g in &groups {
+        let _ = write!(h, "<option value=\"{0}\">{0}</option>", esc(g));
+    }
+    h.push_str(
+        "</select><select id=\"f-threshold\" aria-label=\"Threshold\"><option value=\"\">any threshold</option>",
+    );
+    for t in &thresholds {
+        let _ = write!(h, "<option value=\"{0}\">crosses {0} within the horizon</option>", esc(t));
+    }
+    h.push_str("</select> <span id=\"f-shown\" class=\"sub\"></span></div>\n");
+}
+
+/// Percent-encodes a value for the page's `#key=value` links (as `encodeURIComponent`).
+fn url_component(s: &str) -> String {
+    crate::source::redact::percent_encode(s)
 }
 
 /// Groups listed in the overview.
@@ -410,9 +591,10 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
     let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
     let v = r.view(as_of);
     let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(&v));
-    match report.plots.get(&r.name) {
-        Some(svg) if !svg.is_empty() => {
-            let _ = writeln!(h, "<div class=\"plot\">{svg}</div>");
+    let drawn = report.plots.get(&r.name);
+    match drawn {
+        Some(d) if !d.svg.is_empty() => {
+            let _ = writeln!(h, "<div class=\"plot\">{}</div>", d.svg);
         }
         // A large fleet links its plots (the page would be too heavy with them inline).
         Some(_) => {
@@ -424,6 +606,16 @@ fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
             );
         }
         None => h.push_str("<p class=\"sub\">Not plotted in this run (<code>--plots</code>).</p>\n"),
+    }
+    if let Some(d) = drawn.filter(|d| !d.explore.is_empty()) {
+        // JSON in a script element: `<` escaped so no value can close it.
+        let _ = writeln!(
+            h,
+            "<details class=\"explore\"><summary>Explore: hover for values, zoom into the weeks around the as-of date</summary>\
+             <div class=\"zoom\"><button type=\"button\" data-zoom=\"all\">whole history</button><button type=\"button\" data-zoom=\"close\">last 2 weeks and first 2 weeks of the forecast</button><button type=\"button\" data-zoom=\"forecast\">forecast</button></div>\
+             <div class=\"xp\"></div><div class=\"tip\"></div><script type=\"application/json\">{}</script></details>",
+            d.explore.replace('<', "\\u003c")
+        );
     }
     h.push_str("<table>\n<thead><tr><th>Threshold</th><th>Value</th><th>Expected (mean)</th><th>Earliest (upper bound)</th><th>Act by</th><th>Probability</th></tr></thead>\n<tbody>\n");
     for c in &v.crossings {
@@ -643,6 +835,8 @@ mod tests {
         assert!(page.contains("web &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;cpu&quot;"));
         assert_eq!(page.matches("<script>").count(), 1, "only our own script");
         assert!(page.contains("Could not be forecast"));
+        // The SVG namespace names, it does not load.
+        let page = page.replace("http://www.w3.org/2000/svg", "");
         assert!(!page.contains("http://") && !page.contains("https://"), "no network references");
     }
 

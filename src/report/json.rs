@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::stream::PLOT_ALL_UP_TO;
 use super::{Exporter, Report};
 use crate::breach::Breach;
 use crate::model::Forecast;
@@ -51,8 +52,30 @@ impl Exporter for ForecastsJson {
             track_record: fleet_track_json(run),
             version: &report.meta.version,
         };
-        serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
+        if compact(report) {
+            serde_json::to_vec(&doc).map_err(|e| e.to_string())
+        } else {
+            serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
+        }
     }
+}
+
+/// A large fleet's JSON (past [`PLOT_ALL_UP_TO`] resources, not `--full`): one line, each
+/// outline by day over its first [`DAILY_DAYS`] days and by week after, its values and the
+/// backtest's at four significant digits, the best [`CANDIDATES_KEPT`] candidates.
+fn compact(report: &Report) -> bool {
+    report.run.total > PLOT_ALL_UP_TO && !report.meta.full
+}
+
+const DAILY_DAYS: i64 = 14;
+const CANDIDATES_KEPT: usize = 5;
+
+/// `x` at four significant digits.
+fn sig4(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.3e}").parse().unwrap_or(x)
 }
 
 /// The ranked resources of a report, serialised one by one.
@@ -63,8 +86,9 @@ impl serde::Serialize for Resources<'_> {
         use serde::ser::SerializeSeq;
         let report = self.0;
         let mut seq = s.serialize_seq(Some(report.run.resources.len()))?;
+        let compact = compact(report);
         for (i, r) in report.run.resources.iter().enumerate() {
-            let mut v = resource_json(r, report.run.as_of);
+            let mut v = resource_json(r, report.run.as_of, compact);
             v["rank"] = json!(i + 1);
             v["plot"] = match (report.plot_path(&r.name, "png"), report.plot_path(&r.name, "svg")) {
                 (Some(png), Some(svg)) => json!({"png": png, "svg": svg}),
@@ -76,8 +100,27 @@ impl serde::Serialize for Resources<'_> {
     }
 }
 
-fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
+fn resource_json(r: &ResourceForecast, as_of: i64, compact: bool) -> Value {
     let s = &r.settings;
+    let num = |x: f64| if compact { sig4(x) } else { x };
+    // By day for DAILY_DAYS, then a point a week (the last one kept).
+    let daily_until = r.forecast_start + DAILY_DAYS * 86_400;
+    let mut last_kept = i64::MIN;
+    let outline: Vec<&crate::outcome::Point> = r
+        .outline
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            let keep =
+                !compact || p.t <= daily_until || p.t >= last_kept + 7 * 86_400 - 3_600 || *i + 1 == r.outline.len();
+            if keep {
+                last_kept = p.t;
+            }
+            keep
+        })
+        .map(|(_, p)| p)
+        .collect();
+    let kept = if compact { CANDIDATES_KEPT } else { usize::MAX };
     let v = r.view(as_of);
     let days = |d: Option<f64>| d.map(|d| round(d, 2));
     let moved = |m: Shift| match m {
@@ -93,8 +136,8 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
         "last_observed_at": rfc3339(r.last_observed),
         "model": r.model,
         "backtest": r.backtest.as_ref().map(|b| json!({
-            "mae": b.mae, "mase": b.mase, "origins": b.origins, "horizon_steps": b.horizon,
-            "candidates": b.candidates.iter().map(|(m, mae, mase)| json!({"model": m, "mae": mae, "mase": mase})).collect::<Vec<_>>(),
+            "mae": num(b.mae), "mase": b.mase.map(num), "origins": b.origins, "horizon_steps": b.horizon,
+            "candidates": b.candidates.iter().take(kept).map(|(m, mae, mase)| json!({"model": m, "mae": num(*mae), "mase": mase.map(num)})).collect::<Vec<_>>(),
         })),
         "settings": {
             "step_seconds": r.step(),
@@ -136,8 +179,8 @@ fn resource_json(r: &ResourceForecast, as_of: i64) -> Value {
                 "expected_days_gained": moved(m.expected_moved),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "forecast": r.outline.iter().map(|p| json!({
-            "timestamp": rfc3339(p.t), "mean": p.mean, "lower": p.lower, "upper": p.upper,
+        "forecast": outline.iter().map(|p| json!({
+            "timestamp": rfc3339(p.t), "mean": num(p.mean), "lower": num(p.lower), "upper": num(p.upper),
         })).collect::<Vec<_>>(),
         "notes": r.notes,
         "track": r.track.as_ref().map(track_json),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::stream::{PathWriter, Plots, Rows, Streamer, plotted};
+use super::stream::{Drawn, PathWriter, Plots, Rows, Streamer, plotted, with_paths};
 use super::{PlotMode, RunMeta};
 use crate::outcome::{ResourceForecast, RunResult, rank};
 
@@ -21,9 +21,19 @@ pub struct ShardFile {
     pub config: String,
     pub config_sha256: String,
     pub plots: PlotMode,
+    /// The reports' group template (`[report] group_by` of the shards' config).
+    #[serde(default = "default_group_by")]
+    pub group_by: String,
+    /// `run --full`.
+    #[serde(default)]
+    pub full: bool,
     /// Every resource name of the run (all shards) and its file-safe slug.
     pub slugs: BTreeMap<String, String>,
     pub run: RunResult,
+}
+
+fn default_group_by() -> String {
+    crate::config::GROUP_BY.to_string()
 }
 
 /// A merged run, ready for the exporters.
@@ -62,10 +72,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
             && s.config_sha256 == first.config_sha256
             && s.run.as_of == first.run.as_of
             && s.run.total == first.run.total
-            && s.plots == first.plots;
+            && s.plots == first.plots
+            && s.full == first.full;
         if !same {
             return Err(format!(
-                "{at}: a shard of a different run (version, config, as-of date or --plots differ from {})",
+                "{at}: a shard of a different run (version, config, as-of date, --plots or --full differ from {})",
                 shards[0].0.display()
             ));
         }
@@ -109,32 +120,35 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
     let inline = Streamer::inline_for(run.total);
     let mut plots = Plots::new();
     let mut plot_errors = vec![];
-    for r in plotted(first.plots, run.total, &run.resources) {
-        let copied = (|| -> Result<String, String> {
+    for r in plotted(first.plots, run.total, first.full, &run.resources) {
+        let copied = (|| -> Result<Drawn, String> {
             let slug = slugs.get(&r.name).ok_or("no file name for it in the shard files")?;
             let from = shards[owner[&r.name]].0.join("plots");
-            let mut svg = String::new();
-            for ext in ["png", "svg"] {
+            let mut drawn = Drawn::default();
+            for ext in ["png", "svg", "json"] {
                 let name = format!("{slug}.{ext}");
                 let bytes =
                     std::fs::read(from.join(&name)).map_err(|e| format!("{}: {e}", from.join(&name).display()))?;
                 super::write_atomic(&plots_dir.join(&name), &bytes)?;
-                if ext == "svg" && inline {
-                    svg = String::from_utf8_lossy(&bytes).into_owned();
+                match ext {
+                    "svg" if inline => drawn.svg = String::from_utf8_lossy(&bytes).into_owned(),
+                    "json" => drawn.explore = String::from_utf8_lossy(&bytes).into_owned(),
+                    _ => {}
                 }
             }
-            Ok(svg)
+            Ok(drawn)
         })();
         match copied {
-            Ok(svg) => {
-                plots.insert(r.name.clone(), svg);
+            Ok(d) => {
+                plots.insert(r.name.clone(), d);
             }
             Err(e) => plot_errors.push(format!("resource {}: plot: {e}", r.name)),
         }
     }
 
     // Path files, in run order.
-    let mut order: Vec<&ResourceForecast> = run.resources.iter().collect();
+    let wanted = with_paths(run.total, first.full, &run.resources);
+    let mut order: Vec<&ResourceForecast> = run.resources.iter().filter(|r| wanted.contains(r.name.as_str())).collect();
     order.sort_by_key(|r| r.index);
     for (file, with_scenario) in [("forecasts.parquet", false), ("scenarios.parquet", true)] {
         let parts: Vec<PathRows> =
@@ -154,6 +168,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
         config_sha256: first.config_sha256.clone(),
         version: first.version.clone(),
         out_dir: out.display().to_string(),
+        group_by: first.group_by.clone(),
+        full: first.full,
     };
     Ok(Merged { run, slugs, plots, meta, plot_errors })
 }

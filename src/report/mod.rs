@@ -2,6 +2,7 @@
 //! behind [`Exporter`]; `write_all` writes them all, each atomically. Plots are rendered once
 //! (SVG) and reused: as files, and inline in the HTML page.
 
+pub mod explore;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -26,8 +27,8 @@ pub struct Report<'a> {
     pub run: &'a RunResult,
     /// Resource name -> file-safe slug (every resource; plots and anchors use it).
     pub slugs: &'a BTreeMap<String, String>,
-    /// Resource name -> rendered SVG plot (only plotted resources).
-    pub plots: &'a BTreeMap<String, String>,
+    /// Resource name -> its plot as drawn (only plotted resources).
+    pub plots: &'a stream::Plots,
     pub meta: &'a RunMeta,
 }
 
@@ -42,6 +43,10 @@ pub struct RunMeta {
     pub version: String,
     /// The output folder as given (`reports`), for links relative to the project.
     pub out_dir: String,
+    /// The name template the overview rolls up by and the page filters on.
+    pub group_by: String,
+    /// `run --full`: every output of every resource, whatever the fleet's size.
+    pub full: bool,
 }
 
 impl Report<'_> {
@@ -249,8 +254,8 @@ pub(crate) mod testdata {
     pub fn render(exporter: &dyn Exporter, plotted: bool) -> String {
         let run = run();
         let slugs = slugs(run.resources.iter().map(|r| r.name.as_str()));
-        let plots: BTreeMap<String, String> =
-            run.resources.iter().filter(|_| plotted).map(|r| (r.name.clone(), String::new())).collect();
+        let plots: stream::Plots =
+            run.resources.iter().filter(|_| plotted).map(|r| (r.name.clone(), stream::Drawn::default())).collect();
         let meta = meta();
         let report = Report { run: &run, slugs: &slugs, plots: &plots, meta: &meta };
         String::from_utf8(exporter.render(&report).unwrap()).unwrap()
@@ -263,6 +268,8 @@ pub(crate) mod testdata {
             config_sha256: "0".repeat(64),
             version: "0.0.0-test".into(),
             out_dir: "reports".into(),
+            group_by: crate::config::GROUP_BY.into(),
+            full: false,
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The fleet at a glance, worked out once for the reports: counts by status, a calendar of
-//! first crossings by week, the spread of headroom, and a roll-up by group (the part of a
-//! resource's name before its first `/`: the service).
+//! first crossings by week, the spread of headroom, and a roll-up by group (`[report]
+//! group_by`: by default the part of a resource's name before its first `/`, the service).
 
 use std::collections::BTreeMap;
 
-use crate::outcome::RunResult;
+use crate::outcome::{ResourceForecast, RunResult};
 
 const WEEK: i64 = 7 * 86_400;
 
@@ -48,19 +48,20 @@ pub struct Overview {
     pub groups: Vec<Group>,
 }
 
-/// The group a resource belongs to: its name up to the first `/` (the whole name without one).
-pub fn group_of(name: &str) -> &str {
-    name.split('/').next().unwrap_or(name)
+/// The group a resource belongs to under `template`; its whole name when it lacks what the
+/// template names.
+pub fn group_of(r: &ResourceForecast, template: &str) -> String {
+    r.group(template).unwrap_or_else(|| r.name.clone())
 }
 
-pub fn overview(run: &RunResult) -> Overview {
+pub fn overview(run: &RunResult, group_by: &str) -> Overview {
     let as_of = run.as_of;
     let mut o = Overview { failed: run.errors.iter().filter(|e| e.resource.is_some()).count(), ..Overview::default() };
     let horizon = run.resources.iter().map(|r| r.settings.horizon).max().unwrap_or(0);
     let weeks = ((horizon + WEEK - 1) / WEEK).max(1) as usize;
     o.calendar = (0..weeks).map(|k| Week { start: as_of + k as i64 * WEEK, ..Week::default() }).collect();
     o.headroom = vec![0; HEADROOM_BUCKETS.len()];
-    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for r in &run.resources {
         let v = r.view(as_of);
         match v.status {
@@ -91,8 +92,8 @@ pub fn overview(run: &RunResult) -> Overview {
         };
         o.headroom[bucket] += 1;
         let g = groups
-            .entry(group_of(&r.name))
-            .or_insert_with(|| Group { name: group_of(&r.name).to_string(), ..Group::default() });
+            .entry(group_of(r, group_by))
+            .or_insert_with(|| Group { name: group_of(r, group_by), ..Group::default() });
         g.resources += 1;
         g.at_risk += usize::from(v.alert.is_some());
         let first = v.crossings.iter().filter_map(|c| c.earliest).min();
@@ -122,13 +123,17 @@ mod tests {
     #[test]
     fn counts_add_up_and_groups_roll_up() {
         let run = testdata::run();
-        let o = overview(&run);
+        let o = overview(&run, "{1}");
         assert_eq!(o.hard + o.soft + o.ok, run.resources.len());
         assert_eq!(o.headroom.iter().sum::<usize>(), run.resources.len());
         assert_eq!(o.groups.iter().map(|g| g.resources).sum::<usize>(), run.resources.len());
         assert_eq!(o.failed, 1);
-        assert_eq!(group_of("patroni/disk_space"), "patroni");
-        assert_eq!(group_of("billing-db_connections"), "billing-db_connections");
+        let mut r = run.resources[0].clone();
+        r.name = "patroni/disk_space".into();
+        assert_eq!(group_of(&r, "{1}"), "patroni");
+        assert_eq!(group_of(&r, "{type}"), "patroni/disk_space", "a missing label: the name");
+        r.name = "billing-db_connections".into();
+        assert_eq!(group_of(&r, "{1}"), "billing-db_connections");
         // Groups at risk come first.
         assert!(o.groups.windows(2).all(|w| w[0].at_risk >= w[1].at_risk));
     }

@@ -1,6 +1,8 @@
 //! Outputs written while resources stream through a run, so that a run of any size holds
 //! only summaries: plots (drawn as each resource is forecast) and the forecast and scenario
-//! paths (`forecasts.parquet`, `scenarios.parquet`, written in run order).
+//! paths (`forecasts.parquet`, `scenarios.parquet`, written in run order). A large fleet's
+//! outputs are sized for CI artefacts: plots and paths for its [`PLOT_BUDGET`] most urgent
+//! resources only (kept with their detail while the run streams), unless `full`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -14,34 +16,46 @@ use crate::model::Forecast;
 use crate::outcome::{ResourceForecast, rank_order};
 use crate::pipeline::Sink;
 
-/// A fleet up to this size has every resource plotted (`--plots auto`) and its plots inline
-/// in `index.html`; a larger one has plots for resources that cross a threshold within the
-/// horizon plus the [`EXTRA_PLOTS`] with least headroom, linked from the page.
+/// A fleet up to this size has every resource plotted (`--plots auto`), its plots inline in
+/// `index.html` and every path in the path files; a larger one has plots and paths for its
+/// [`PLOT_BUDGET`] most urgent resources (the ranking's first: least headroom), linked from
+/// the page, unless the run is `--full`.
 pub const PLOT_ALL_UP_TO: usize = 200;
-pub const EXTRA_PLOTS: usize = 50;
+pub const PLOT_BUDGET: usize = 100;
 
 /// Resources per row group of the path files (row groups follow run order, so a merged
 /// sharded run writes the same bytes).
 const RESOURCES_PER_GROUP: usize = 64;
 
-/// Plots drawn: resource name -> SVG text when inlined, empty when only linked.
-pub type Plots = BTreeMap<String, String>;
+/// One drawn plot as the page uses it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Drawn {
+    /// SVG text when inlined, empty when only linked.
+    pub svg: String,
+    /// The interactive view's data (`plots/<slug>.json`).
+    pub explore: String,
+}
+
+/// Plots drawn, by resource name.
+pub type Plots = BTreeMap<String, Drawn>;
 
 pub struct Streamer {
     plots_dir: PathBuf,
     mode: PlotMode,
-    /// [`PLOT_ALL_UP_TO`] and [`EXTRA_PLOTS`] (smaller in tests).
+    /// [`PLOT_ALL_UP_TO`] and [`PLOT_BUDGET`] (smaller in tests).
     all_up_to: usize,
-    extra: usize,
+    budget: usize,
+    /// Every plot (`--plots auto`) and every path, whatever the fleet's size.
+    full: bool,
     scenarios_only: bool,
     pub slugs: BTreeMap<String, String>,
     as_of: i64,
     total: usize,
     drawn: Mutex<Plots>,
     plot_errors: Mutex<Vec<String>>,
-    /// Resources that do not cross within the horizon, with their detail: the best
-    /// [`EXTRA_PLOTS`] by rank so far (a large fleet plots them at the end).
-    extras: Vec<ResourceForecast>,
+    /// A large fleet's most urgent resources so far, with their detail: the best
+    /// [`PLOT_BUDGET`] by rank, plotted and written at the end.
+    kept: Vec<ResourceForecast>,
     paths: Result<PathWriter, String>,
     scenarios: Result<PathWriter, String>,
 }
@@ -52,17 +66,29 @@ impl Streamer {
             plots_dir: out.join("plots"),
             mode,
             all_up_to: PLOT_ALL_UP_TO,
-            extra: EXTRA_PLOTS,
+            budget: PLOT_BUDGET,
+            full: false,
             scenarios_only: false,
             slugs: BTreeMap::new(),
             as_of: 0,
             total: 0,
             drawn: Mutex::new(BTreeMap::new()),
             plot_errors: Mutex::new(vec![]),
-            extras: vec![],
+            kept: vec![],
             paths: PathWriter::create(&out.join("forecasts.parquet"), false),
             scenarios: PathWriter::create(&out.join("scenarios.parquet"), true),
         }
+    }
+
+    /// Every plot and path of a fleet of any size (`run --full`).
+    pub fn full(mut self, full: bool) -> Streamer {
+        self.full = full;
+        self
+    }
+
+    /// Whether every resource's paths are written (else the kept ones', at the end).
+    fn every_path(&self) -> bool {
+        self.inline() || self.full
     }
 
     /// Plots only resources that some scenario applies to (`whatif --config --out`).
@@ -87,31 +113,40 @@ impl Streamer {
         match self.mode {
             PlotMode::None => false,
             PlotMode::All => true,
-            PlotMode::Auto => self.inline() || crosses(r),
+            PlotMode::Auto => self.every_path(),
         }
     }
 
     fn draw(&self, r: &ResourceForecast) {
         let drawn = match self.slugs.get(&r.name) {
-            Some(slug) => plot::write(r, self.as_of, &self.plots_dir, slug),
+            Some(slug) => plot::write(r, self.as_of, &self.plots_dir, slug).and_then(|svg| {
+                let explore = super::explore::data(r, self.as_of).unwrap_or_default();
+                super::write_atomic(&self.plots_dir.join(format!("{slug}.json")), explore.as_bytes())?;
+                Ok(Drawn { svg, explore })
+            }),
             None => Err("no file name for it (not among the run's resources)".into()),
         };
         match drawn {
-            Ok(svg) => {
-                let kept = if self.inline() { svg } else { String::new() };
-                lock(&self.drawn).insert(r.name.clone(), kept);
+            Ok(mut d) => {
+                if !self.inline() {
+                    d.svg = String::new();
+                }
+                lock(&self.drawn).insert(r.name.clone(), d);
             }
             Err(e) => lock(&self.plot_errors).push(format!("resource {}: plot: {e}", r.name)),
         }
     }
 
-    /// Draws the remaining plots (the least-headroom resources of a large fleet that do not
-    /// cross), closes the path files, and returns the plots and any errors.
-    pub fn finish(mut self, ranked: &[ResourceForecast]) -> (Plots, Vec<String>) {
-        let wanted: HashSet<&str> = ranked.iter().take(self.extra).map(|r| r.name.as_str()).collect();
-        for r in std::mem::take(&mut self.extras).iter().filter(|r| wanted.contains(r.name.as_str())) {
-            self.draw(r);
+    /// Plots and writes the paths of a large fleet's kept resources, closes the path files,
+    /// and returns the plots and any errors.
+    pub fn finish(mut self) -> (Plots, Vec<String>) {
+        let mut kept = std::mem::take(&mut self.kept);
+        kept.sort_by_key(|r| r.index);
+        if self.mode == PlotMode::Auto && !self.every_path() {
+            use rayon::prelude::*;
+            kept.par_iter().filter(|r| !self.scenarios_only || !r.scenarios.is_empty()).for_each(|r| self.draw(r));
         }
+        self.write_paths(&kept);
         let mut errors = self.plot_errors.into_inner().unwrap_or_else(|e| e.into_inner());
         for w in [self.paths, self.scenarios] {
             if let Err(e) = w.and_then(PathWriter::finish) {
@@ -136,6 +171,20 @@ impl Sink for Streamer {
     }
 
     fn chunk(&mut self, resources: &[ResourceForecast]) {
+        if self.every_path() {
+            self.write_paths(resources);
+        } else {
+            self.kept.extend(resources.iter().filter(|r| r.detail.is_some()).cloned());
+            let as_of = self.as_of;
+            self.kept.sort_by(|a, b| rank_order(a, b, as_of));
+            self.kept.truncate(self.budget);
+        }
+    }
+}
+
+impl Streamer {
+    /// Adds resources' forecast and scenario paths to the path files, in the order given.
+    fn write_paths(&mut self, resources: &[ResourceForecast]) {
         for r in resources {
             let Some(d) = &r.detail else { continue };
             if let Ok(w) = &mut self.paths {
@@ -151,30 +200,24 @@ impl Sink for Streamer {
                 w.end_resource();
             }
         }
-        if self.mode == PlotMode::Auto && !self.inline() {
-            self.extras.extend(resources.iter().filter(|r| !crosses(r)).cloned());
-            let as_of = self.as_of;
-            self.extras.sort_by(|a, b| rank_order(a, b, as_of));
-            self.extras.truncate(self.extra);
-        }
     }
 }
 
 /// The resources a whole run plots, from its ranking (least headroom first): what the
 /// streamer ends up drawing, and what `merge` copies from the shards.
-pub fn plotted(mode: PlotMode, total: usize, ranked: &[ResourceForecast]) -> Vec<&ResourceForecast> {
+pub fn plotted(mode: PlotMode, total: usize, full: bool, ranked: &[ResourceForecast]) -> Vec<&ResourceForecast> {
     match mode {
         PlotMode::None => vec![],
         PlotMode::All => ranked.iter().collect(),
-        PlotMode::Auto if Streamer::inline_for(total) => ranked.iter().collect(),
-        PlotMode::Auto => {
-            ranked.iter().enumerate().filter(|(i, r)| *i < EXTRA_PLOTS || crosses(r)).map(|(_, r)| r).collect()
-        }
+        PlotMode::Auto if Streamer::inline_for(total) || full => ranked.iter().collect(),
+        PlotMode::Auto => ranked.iter().take(PLOT_BUDGET).collect(),
     }
 }
 
-fn crosses(r: &ResourceForecast) -> bool {
-    r.breaches.iter().any(|b| b.earliest_step.is_some())
+/// The resources whose paths a whole run writes: every one, or a large fleet's most urgent.
+pub fn with_paths(total: usize, full: bool, ranked: &[ResourceForecast]) -> HashSet<&str> {
+    let n = if Streamer::inline_for(total) || full { ranked.len() } else { PLOT_BUDGET };
+    ranked.iter().take(n).map(|r| r.name.as_str()).collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -307,7 +350,7 @@ mod tests {
     fn plot_selection_follows_the_design() {
         let run = testdata::run();
         let calm = run.resources.iter().find(|r| r.breaches.iter().all(|b| b.earliest_step.is_none())).unwrap();
-        let crossing = run.resources.iter().find(|r| crosses(r)).unwrap();
+        let crossing = run.resources.iter().find(|r| r.breaches.iter().any(|b| b.earliest_step.is_some())).unwrap();
         let fleet: Vec<ResourceForecast> = (0..25)
             .map(|i| ResourceForecast {
                 index: i,
@@ -315,12 +358,13 @@ mod tests {
                 ..if i == 12 { crossing.clone() } else { calm.clone() }
             })
             .collect();
-        // At a tenth of the scale: 25 resources, every crossing one plus the 5 with least
-        // headroom (the crossing one ranks first, so 5 in all), linked; 20: all, inline.
-        for (mode, total, want) in [(PlotMode::Auto, 25, 5), (PlotMode::None, 25, 0), (PlotMode::Auto, 20, 20)] {
+        // At a small scale: 25 resources, the 5 most urgent (the crossing one first), linked,
+        // with paths for those 5 only; 20: all, inline, every path; --full: all 25.
+        let cases = [(PlotMode::Auto, 25, false, 5), (PlotMode::None, 25, false, 0), (PlotMode::Auto, 20, false, 20)];
+        for (mode, total, full, want) in cases.into_iter().chain([(PlotMode::Auto, 25, true, 25)]) {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir(dir.path().join("plots")).unwrap();
-            let mut s = Streamer { all_up_to: 20, extra: 5, ..Streamer::new(dir.path(), mode) };
+            let mut s = Streamer { all_up_to: 20, budget: 5, ..Streamer::new(dir.path(), mode).full(full) };
             let names: Vec<&str> = fleet[..total].iter().map(|r| r.name.as_str()).collect();
             s.start(&names, run.as_of);
             for chunk in fleet[..total].chunks(64) {
@@ -329,17 +373,25 @@ mod tests {
             }
             let mut ranked = fleet[..total].to_vec();
             rank(&mut ranked, run.as_of);
-            let (plots, errors) = s.finish(&ranked);
+            let (plots, errors) = s.finish();
             assert!(errors.is_empty(), "{errors:?}");
             assert_eq!(plots.len(), want, "{mode:?} {total}");
-            assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 2 * want);
-            assert!(plots.values().all(|svg| svg.is_empty() != (total <= 20)));
+            // PNG, SVG and the interactive view's data.
+            assert_eq!(std::fs::read_dir(dir.path().join("plots")).unwrap().count(), 3 * want);
+            assert!(plots.values().all(|d| d.svg.is_empty() != (total <= 20) && !d.explore.is_empty()));
             assert_eq!(plots.contains_key("r012"), mode == PlotMode::Auto);
-            // Every forecast step of every resource, in run order.
+            // Every forecast step of the resources with paths (all, or the 5 most urgent), in
+            // run order.
             let file = File::open(dir.path().join("forecasts.parquet")).unwrap();
             let df = ParquetReader::new(file).finish().unwrap();
-            let steps: usize = fleet[..total].iter().map(|r| r.detail.as_ref().unwrap().forecast.mean.len()).sum();
-            assert_eq!(df.height(), steps);
+            let with: Vec<&ResourceForecast> =
+                if total <= 20 || full { ranked.iter().collect() } else { ranked[..5].iter().collect() };
+            let steps: usize = with.iter().map(|r| r.detail.as_ref().unwrap().forecast.mean.len()).sum();
+            assert_eq!(df.height(), steps, "{mode:?} {total} {full}");
+            let names: Vec<&str> = df.column("resource").unwrap().str().unwrap().iter().flatten().collect();
+            let mut order: Vec<&ResourceForecast> = with.clone();
+            order.sort_by_key(|r| r.index);
+            assert_eq!(names.first().copied(), order.first().map(|r| r.name.as_str()));
         }
     }
 }
