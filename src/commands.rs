@@ -263,6 +263,7 @@ fn sync_issues(
         .collect();
     let synced = crate::issues::sync(result, ic, &plots, dry.is_some());
     match dry {
+        _ if !synced.planned => {}
         Some(crate::cli::PlanFormat::Json) => {
             out!("{}", serde_json::to_string_pretty(&synced.plan).unwrap_or_default());
         }

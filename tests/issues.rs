@@ -397,6 +397,10 @@ fn a_failing_tracker_costs_one_line_and_no_report() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("HTTP 401"), "{}", r.stderr);
     assert!(!r.stderr.contains(wrong) && !r.stdout.contains(wrong), "the token leaked: {}", r.stderr);
+    // A dry run that could not read the tracker prints no plan (it would be an empty one).
+    let r = run(dir, D0, "--issues-dry-run=json", Some(wrong));
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.trim().is_empty(), "{}", r.stdout);
     for f in ["index.html", "summary.md", "forecasts.json", "headroom.prom"] {
         let text = std::fs::read_to_string(dir.join("reports").join(f)).unwrap();
         assert!(!text.contains(wrong), "{f} holds the token");

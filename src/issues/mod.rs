@@ -21,6 +21,8 @@ const GIVE_UP_AFTER: usize = 3;
 #[derive(Debug, Default)]
 pub struct Synced {
     pub plan: Plan,
+    /// The tracker's issues were read, so `plan` is a plan (else only `errors` say anything).
+    pub planned: bool,
     pub calls_made: usize,
     pub errors: Vec<String>,
 }
@@ -44,6 +46,7 @@ pub fn sync(run: &RunResult, cfg: &IssuesConfig, plots: &BTreeMap<String, PathBu
         }
     };
     out.plan = plan::plan(run, cfg, &issues, plots);
+    out.planned = true;
     out.errors.extend(out.plan.errors.iter().map(|e| gitlab.redact(e)));
     if dry {
         return out;
