@@ -234,18 +234,14 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
     report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
     let mut errors = plot_errors;
-    errors.extend(sync_issues(args, &cfg, &result, &slugs));
+    errors.extend(sync_issues(args, &cfg, &rep));
     Ok(conclude(&result, &errors, &args.out, args.quiet, started))
 }
 
 /// `run --issues` / `--issues-dry-run`, after the reports are written (a tracker that fails
 /// costs no report): the plan printed or carried out; its error lines.
-fn sync_issues(
-    args: &RunArgs,
-    cfg: &config::Config,
-    result: &RunResult,
-    slugs: &BTreeMap<String, String>,
-) -> Vec<String> {
+fn sync_issues(args: &RunArgs, cfg: &config::Config, rep: &Report) -> Vec<String> {
+    let result = rep.run;
     let dry = args.issues_dry_run;
     if !args.issues && dry.is_none() {
         return vec![];
@@ -256,11 +252,9 @@ fn sync_issues(
     if args.shard.is_some() {
         return vec!["[issues] not with --shard: a part of the fleet would close the other parts' issues".into()];
     }
-    let plots: BTreeMap<String, std::path::PathBuf> = slugs
-        .iter()
-        .map(|(name, slug)| (name.clone(), args.out.join("plots").join(format!("{slug}.png"))))
-        .filter(|(_, p)| p.is_file())
-        .collect();
+    // The PNG of every plotted resource, for the uploads.
+    let plots: BTreeMap<String, std::path::PathBuf> =
+        rep.plots.keys().filter_map(|name| Some((name.clone(), args.out.join(rep.plot_path(name, "png")?)))).collect();
     let synced = crate::issues::sync(result, ic, &plots, dry.is_some());
     match dry {
         _ if !synced.planned => {}

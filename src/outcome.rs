@@ -214,8 +214,18 @@ impl ResourceForecast {
 
     /// The highest threshold whose earliest crossing lies within `alert_within` of `as_of`.
     pub fn alert(&self, as_of: i64) -> Option<&Breach> {
+        self.alert_likely(as_of, 0.0)
+    }
+
+    /// [`alert`](Self::alert) among the thresholds crossed with at least `min_probability`
+    /// (or already breached).
+    pub fn alert_likely(&self, as_of: i64, min_probability: f64) -> Option<&Breach> {
         let limit = self.alert_until(as_of);
-        self.breaches.iter().rev().find(|b| self.earliest_at(b).is_some_and(|t| t <= limit))
+        self.breaches
+            .iter()
+            .rev()
+            .filter(|b| min_probability <= 0.0 || b.probability >= min_probability || b.already_breached)
+            .find(|b| self.earliest_at(b).is_some_and(|t| t <= limit))
     }
 
     /// The end of the alert window: crossings up to here alert.

@@ -145,13 +145,7 @@ struct Group<'a> {
 /// The highest threshold whose earliest crossing lies within the resource's alert window
 /// and whose probability reaches `min_probability`.
 fn alerting<'a>(r: &'a ResourceForecast, as_of: i64, min_probability: f64) -> Option<Crossing<'a>> {
-    let until = r.alert_until(as_of);
-    r.breaches
-        .iter()
-        .rev()
-        .filter(|b| b.probability >= min_probability || b.already_breached)
-        .map(|b| r.crossing(b, as_of))
-        .find(|c| c.earliest.is_some_and(|t| t <= until))
+    r.alert_likely(as_of, min_probability).map(|b| r.crossing(b, as_of))
 }
 
 /// Ranks threshold names: hard above soft above any other.

@@ -12,19 +12,13 @@ use crate::outcome::ResourceForecast;
 pub const CLOSE: i64 = 14 * 86_400;
 const DAY: i64 = 86_400;
 
-/// A value at four significant digits, as JSON (`null` when not finite).
+/// A value at four significant digits, as JSON in its shorter form (`null` when not finite).
 fn num(v: f64) -> String {
     if !v.is_finite() {
         return "null".into();
     }
-    let s = format!("{v:.3e}");
-    match s.parse::<f64>() {
-        Ok(x) => {
-            let t = format!("{x}");
-            if t.len() < s.len() { t } else { s }
-        }
-        Err(_) => "null".into(),
-    }
+    let (plain, sci) = (format!("{}", super::sig4(v)), format!("{v:.3e}"));
+    if plain.len() < sci.len() { plain } else { sci }
 }
 
 /// `(t, v)` pairs: every step from `close_from` on, the day's mean before it.

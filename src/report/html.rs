@@ -212,7 +212,7 @@ impl Exporter for Page {
 
         // Ranking, with the filters above it. A large fleet's page has sections for its
         // plotted resources only; the rest are rows.
-        let every = run.total <= super::stream::PLOT_ALL_UP_TO || report.meta.full;
+        let every = super::stream::Streamer::everything_for(run.total, report.meta.full);
         let ledger = run.ledger.is_some();
         filters_bar(&mut h, run, &report.meta.group_by);
         let _ = write!(

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::stream::PLOT_ALL_UP_TO;
-use super::{Exporter, Report};
+use super::stream::Streamer;
+use super::{Exporter, Report, sig4};
 use crate::breach::Breach;
 use crate::model::Forecast;
 use crate::outcome::{ResourceForecast, RunResult, Shift};
@@ -60,23 +60,15 @@ impl Exporter for ForecastsJson {
     }
 }
 
-/// A large fleet's JSON (past [`PLOT_ALL_UP_TO`] resources, not `--full`): one line, each
+/// A large fleet's JSON (past `PLOT_ALL_UP_TO` resources, not `--full`): one line, each
 /// outline by day over its first [`DAILY_DAYS`] days and by week after, its values and the
 /// backtest's at four significant digits, the best [`CANDIDATES_KEPT`] candidates.
 fn compact(report: &Report) -> bool {
-    report.run.total > PLOT_ALL_UP_TO && !report.meta.full
+    !Streamer::everything_for(report.run.total, report.meta.full)
 }
 
 const DAILY_DAYS: i64 = 14;
 const CANDIDATES_KEPT: usize = 5;
-
-/// `x` at four significant digits.
-fn sig4(x: f64) -> f64 {
-    if !x.is_finite() || x == 0.0 {
-        return x;
-    }
-    format!("{x:.3e}").parse().unwrap_or(x)
-}
 
 /// The ranked resources of a report, serialised one by one.
 struct Resources<'a>(&'a Report<'a>);

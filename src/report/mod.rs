@@ -164,6 +164,14 @@ fn with_units(r: &ResourceForecast, v: f64, plain: String) -> String {
     }
 }
 
+/// `x` at four significant digits (the precision a large fleet's outputs keep).
+pub fn sig4(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{x:.3e}").parse().unwrap_or(x)
+}
+
 /// A date for tables, or a dash.
 pub fn opt_day(t: Option<i64>) -> String {
     t.map_or("–".into(), crate::time::day)

@@ -106,6 +106,12 @@ impl Streamer {
         total <= PLOT_ALL_UP_TO
     }
 
+    /// Whether a run writes every output of every resource (plots, page sections, paths, the
+    /// full JSON): a fleet up to [`PLOT_ALL_UP_TO`], or `--full`.
+    pub fn everything_for(total: usize, full: bool) -> bool {
+        Self::inline_for(total) || full
+    }
+
     fn plot_now(&self, r: &ResourceForecast) -> bool {
         if self.scenarios_only && r.scenarios.is_empty() {
             return false;
@@ -209,14 +215,14 @@ pub fn plotted(mode: PlotMode, total: usize, full: bool, ranked: &[ResourceForec
     match mode {
         PlotMode::None => vec![],
         PlotMode::All => ranked.iter().collect(),
-        PlotMode::Auto if Streamer::inline_for(total) || full => ranked.iter().collect(),
+        PlotMode::Auto if Streamer::everything_for(total, full) => ranked.iter().collect(),
         PlotMode::Auto => ranked.iter().take(PLOT_BUDGET).collect(),
     }
 }
 
 /// The resources whose paths a whole run writes: every one, or a large fleet's most urgent.
 pub fn with_paths(total: usize, full: bool, ranked: &[ResourceForecast]) -> HashSet<&str> {
-    let n = if Streamer::inline_for(total) || full { ranked.len() } else { PLOT_BUDGET };
+    let n = if Streamer::everything_for(total, full) { ranked.len() } else { PLOT_BUDGET };
     ranked.iter().take(n).map(|r| r.name.as_str()).collect()
 }
 
