@@ -13,7 +13,7 @@ use crate::config::ResourceSettings;
 use crate::model::select::{FAMILIES, in_sample_scale};
 use crate::report::markdown::escape;
 use crate::report::percent;
-use crate::resource::{forecast_resource, prepare};
+use crate::resource::{ResourceError, forecast_resource, prepare};
 use crate::source::RawSeries;
 use crate::time::rfc3339;
 
@@ -56,13 +56,13 @@ pub fn evaluate(
     source: &str,
     settings: &ResourceSettings,
     as_of: Option<i64>,
-) -> Result<Evaluation, String> {
+) -> Result<Evaluation, ResourceError> {
     let (full, _) = prepare(raw, settings, as_of)?;
     let step = full.step;
     let n = full.values.len();
     let held = ((settings.horizon / step) as usize).min(n / 3);
     if held < 2 {
-        return Err(format!("{n} steps of history: too short to hold any out"));
+        return Err(ResourceError::HoldOut(n));
     }
     let cut = full.time(n - held - 1);
     let actual = &full.values[n - held..];
@@ -87,7 +87,7 @@ pub fn evaluate(
             };
             let r = match forecast_resource(raw, source, &s, Some(cut)) {
                 Ok(r) => r,
-                Err(e) => return failed(e),
+                Err(e) => return failed(crate::error::line(&e)),
             };
             let Some(d) = &r.detail else { return failed("no forecast path".into()) };
             // Forecast step k is at forecast_start + k * step; the held-out point j at cut + (j + 1) * step.
@@ -247,6 +247,6 @@ mod tests {
         assert!(!e.full_horizon);
         assert_eq!(brier(&[("ramp".to_string(), e)]), None);
         let short = RawSeries::new("short".into(), "t".into(), vec![0, 3600, 7200], vec![0.1, 0.2, 0.3]);
-        assert!(evaluate(&short, "t", &settings, None).unwrap_err().contains("too short"));
+        assert!(evaluate(&short, "t", &settings, None).unwrap_err().to_string().contains("too short"));
     }
 }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::FailOn;
 use crate::report::PlotMode;
 use crate::series::Aggregate;
+use crate::time::{parse_date, parse_duration};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,8 +74,8 @@ pub struct LedgerScoreArgs {
     #[arg(long, default_value = "headroom.toml")]
     pub config: PathBuf,
     /// Score as of this date (default: the last sample).
-    #[arg(long)]
-    pub as_of: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<i64>,
     /// Only this resource.
     #[arg(long)]
     pub resource: Option<String>,
@@ -87,8 +88,8 @@ pub struct LedgerShowArgs {
     #[arg(long, default_value = "headroom.toml")]
     pub config: PathBuf,
     /// The run's as-of date (YYYY-MM-DD or RFC 3339).
-    #[arg(long)]
-    pub as_of: String,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: i64,
     /// Only this resource.
     #[arg(long)]
     pub resource: Option<String>,
@@ -99,14 +100,14 @@ pub struct LedgerBackfillArgs {
     #[arg(long, default_value = "headroom.toml")]
     pub config: PathBuf,
     /// The first as-of date to replay.
-    #[arg(long)]
-    pub from: String,
+    #[arg(long, value_parser = parse_date)]
+    pub from: i64,
     /// The last one (default: the last sample, excluded: a plain run forecasts from there).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<i64>,
     /// Spacing of the replayed dates.
-    #[arg(long, default_value = "7d")]
-    pub every: String,
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub every: i64,
 }
 
 #[derive(Debug, Args)]
@@ -117,8 +118,8 @@ pub struct PullArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// End of the pulled history (default: now for servers, everything for files).
-    #[arg(long)]
-    pub as_of: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -126,8 +127,8 @@ pub struct CheckArgs {
     #[arg(long, default_value = "headroom.toml")]
     pub config: PathBuf,
     /// End of the hour each server query is tried on (default: now).
-    #[arg(long)]
-    pub as_of: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -138,11 +139,11 @@ pub struct WhatifArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub growth: Option<f64>,
     /// Add load from a date: `2027-03-01:0.1`, or `2027-03-01:10%` of the level then.
-    #[arg(long)]
-    pub add: Option<String>,
+    #[arg(long, value_parser = crate::scenario::parse_add)]
+    pub add: Option<(i64, crate::scenario::Amount)>,
     /// Multiply capacity from a date (a ratio is divided): `2027-01-15:2`.
-    #[arg(long)]
-    pub capacity: Option<String>,
+    #[arg(long, value_parser = crate::scenario::parse_capacity)]
+    pub capacity: Option<(i64, f64)>,
     /// Scale peaks (deviations from the level) by this factor.
     #[arg(long)]
     pub seasonal_amplitude: Option<f64>,
@@ -153,8 +154,8 @@ pub struct WhatifArgs {
     #[arg(long, requires = "config")]
     pub scenario: Option<String>,
     /// With --config: forecast as of this date (default: the last sample).
-    #[arg(long, requires = "config")]
-    pub as_of: Option<String>,
+    #[arg(long, requires = "config", value_parser = parse_date)]
+    pub as_of: Option<i64>,
     /// With --config: only this resource (its exact name).
     #[arg(long, requires = "config")]
     pub resource: Option<String>,
@@ -176,8 +177,8 @@ pub struct BacktestArgs {
     #[arg(long, requires = "config")]
     pub resource: Option<String>,
     /// Hold out the stretch before this date (default: the last sample).
-    #[arg(long)]
-    pub as_of: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -189,8 +190,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
     /// Forecast as of this date (YYYY-MM-DD or RFC 3339); default: the last sample.
-    #[arg(long)]
-    pub as_of: Option<String>,
+    #[arg(long, value_parser = parse_date)]
+    pub as_of: Option<i64>,
     /// Exit 1 when a resource's earliest crossing of this threshold lies within alert_within.
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOn>,
@@ -237,11 +238,11 @@ pub struct ForecastArgs {
     #[arg(long)]
     pub column: Option<String>,
     /// How far ahead: `48h`, `90d`, `172800s`.
-    #[arg(long, default_value = "90d", allow_hyphen_values = true)]
-    pub horizon: String,
+    #[arg(long, default_value = "90d", allow_hyphen_values = true, value_parser = parse_duration)]
+    pub horizon: i64,
     /// Step to resample to and forecast at (default: the series' median spacing).
-    #[arg(long, allow_hyphen_values = true)]
-    pub step: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_duration)]
+    pub step: Option<i64>,
     /// Central prediction-interval level in (0, 1).
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub level: f64,

@@ -25,12 +25,12 @@ use crate::report::merge::{self, ShardFile};
 use crate::report::stream::Streamer;
 use crate::report::{self, PlotMode, Report, RunMeta};
 use crate::resource::forecast_resource;
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 use crate::shard::Shard;
 use crate::source::RawSeries;
 use crate::source::file::{self, FileOptions};
 use crate::source::fleet::snapshot;
-use crate::time::{parse_date, parse_duration, rfc3339};
+use crate::time::rfc3339;
 use crate::track::PastForecast;
 use std::collections::HashMap;
 
@@ -73,7 +73,7 @@ pub fn execute(cmd: Command) -> anyhow::Result<Status> {
 fn open_ledger(path: &Path) -> anyhow::Result<(config::Config, Ledger)> {
     let cfg = config::load(path)?;
     let Some(l) = &cfg.ledger else { bail!("{}: no [ledger] section: no forecasts are kept", path.display()) };
-    let ledger = Ledger::open(l).map_err(anyhow::Error::msg)?;
+    let ledger = Ledger::open(l)?;
     Ok((cfg, ledger))
 }
 
@@ -91,7 +91,7 @@ fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
         }
         LedgerCommand::Show(a) => {
             let (_, l) = open_ledger(&a.config)?;
-            let at = parse_date(&a.as_of).map_err(anyhow::Error::msg).context("--as-of")?;
+            let at = a.as_of;
             let c = l.read();
             let shown: Vec<serde_json::Value> = c
                 .forecasts
@@ -112,8 +112,7 @@ fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
         }
         LedgerCommand::Score(a) => {
             let (cfg, l) = open_ledger(&a.config)?;
-            let as_of =
-                a.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+            let as_of = a.as_of;
             let c = l.read();
             let mut earlier: HashMap<String, Vec<PastForecast>> = HashMap::new();
             for f in c.forecasts {
@@ -153,15 +152,14 @@ fn ledger_command(c: &LedgerCommand) -> anyhow::Result<Status> {
         }
         LedgerCommand::Backfill(a) => {
             let (cfg, l) = open_ledger(&a.config)?;
-            let from = parse_date(&a.from).map_err(anyhow::Error::msg).context("--from")?;
-            let every = parse_duration(&a.every).map_err(anyhow::Error::msg).context("--every")?;
-            let to = match &a.to {
-                Some(t) => parse_date(t).map_err(anyhow::Error::msg).context("--to")?,
+            let (from, every) = (a.from, a.every);
+            let to = match a.to {
+                Some(t) => t,
                 None => pipeline::run(&cfg, None, None, None, &|_| {}, &mut pipeline::NoSink).as_of - 1,
             };
             let dates = ledger::dates(from, to, every);
             let sha = format!("{:x}", Sha256::digest(std::fs::read(&a.config)?));
-            let n = ledger::backfill(&l, &cfg, &dates, None, &sha).map_err(anyhow::Error::msg)?;
+            let n = ledger::backfill(&l, &cfg, &dates, None, &sha)?;
             eprintln!("headroom: {n} of {} runs backfilled into ledger {}", dates.len(), l.shown);
             Ok(Status::Ok)
         }
@@ -189,7 +187,7 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
     if let Some(f) = args.fail_on {
         cfg.fail_on = f;
     }
-    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let as_of = args.as_of;
     let plots_dir = args.out.join("plots");
     std::fs::create_dir_all(&plots_dir)
         .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
@@ -229,10 +227,10 @@ fn run(args: &RunArgs) -> anyhow::Result<Status> {
             slugs: slugs.clone(),
             run: result.clone(),
         };
-        merge::write_shard_file(&args.out, &shard).map_err(anyhow::Error::msg)?;
+        merge::write_shard_file(&args.out, &shard)?;
     }
     let rep = Report { run: &result, slugs: &slugs, plots: &plots, meta: &meta };
-    report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
+    report::write_all(&args.out, &rep)?;
     let mut errors = plot_errors;
     errors.extend(sync_issues(args, &cfg, &rep));
     Ok(conclude(&result, &errors, &args.out, args.quiet, started))
@@ -314,7 +312,7 @@ impl Kept {
         let ledger = match Ledger::open(cfg) {
             Ok(l) => l,
             Err(e) => {
-                k.errors.push(e);
+                k.errors.push(e.to_string());
                 return k;
             }
         };
@@ -335,7 +333,7 @@ impl Kept {
             }
             match ledger::backfill(&ledger, config, &dates, shard, sha) {
                 Ok(n) => k.note.backfilled = n,
-                Err(e) => k.errors.push(e),
+                Err(e) => k.errors.push(e.to_string()),
             }
             contents = ledger.read();
         }
@@ -368,11 +366,11 @@ impl Kept {
         if let Some(l) = self.ledger.as_ref().filter(|_| !foreign) {
             match l.write(result.as_of, &result.records) {
                 Ok(name) => self.note.written = name,
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
             match l.prune(result.as_of, self.keep) {
                 Ok(n) => self.note.pruned = n,
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         result.errors.extend(errors.into_iter().map(|message| RunError { resource: None, message }));
@@ -387,13 +385,13 @@ fn merge(args: &MergeArgs) -> anyhow::Result<Status> {
     std::fs::create_dir_all(&plots_dir)
         .with_context(|| format!("cannot create output directory {}", plots_dir.display()))?;
     clear_old_plots(&plots_dir)?;
-    let mut m = merge::merge(&args.dirs, &args.out).map_err(anyhow::Error::msg)?;
+    let mut m = merge::merge(&args.dirs, &args.out)?;
     if let Some(f) = args.fail_on {
         m.run.fail_on = f;
     }
     m.meta.generated_at = rfc3339(chrono::Utc::now().timestamp());
     let rep = Report { run: &m.run, slugs: &m.slugs, plots: &m.plots, meta: &m.meta };
-    report::write_all(&args.out, &rep).map_err(anyhow::Error::msg)?;
+    report::write_all(&args.out, &rep)?;
     Ok(conclude(&m.run, &m.plot_errors, &args.out, args.quiet, started))
 }
 
@@ -520,13 +518,13 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<Status> {
     let scenario = Scenario {
         name: "inline".into(),
         growth: args.growth,
-        add: args.add.as_deref().map(scenario::parse_add).transpose().map_err(anyhow::Error::msg)?,
-        capacity: args.capacity.as_deref().map(scenario::parse_capacity).transpose().map_err(anyhow::Error::msg)?,
+        add: args.add,
+        capacity: args.capacity,
         seasonal_amplitude: args.seasonal_amplitude,
         ..Scenario::default()
     };
     let r = forecast_one(&args.series)?;
-    let (f, b) = r.scenario(&scenario).map_err(anyhow::Error::msg)?;
+    let (f, b) = r.scenario(&scenario)?;
     let base = r.detail.as_ref().map(|d| &d.forecast).context("forecast path missing")?;
     out!("{}", serde_json::to_string(&report::json::whatif(&r, base, &[(scenario.name.clone(), f, b)]))?);
     Ok(Status::Ok)
@@ -545,7 +543,7 @@ fn whatif_config(path: &Path, args: &WhatifArgs) -> anyhow::Result<Status> {
     if cfg.scenarios.is_empty() {
         bail!("{}: no [scenarios] defined; add one or use the inline flags with --input", path.display());
     }
-    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let as_of = args.as_of;
     if let Some(name) = &args.resource {
         // Only the scenarios that apply to it, and only to it.
         cfg.scenarios.retain(|s| s.applies_to(name));
@@ -604,7 +602,7 @@ fn forecast_one(args: &ForecastArgs) -> anyhow::Result<ResourceForecast> {
 
 /// `headroom backtest`: every family scored on each resource's held-out latest history.
 fn backtest(args: &BacktestArgs) -> anyhow::Result<Status> {
-    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let as_of = args.as_of;
     let (evaluations, errors) = match &args.config {
         Some(path) => {
             let cfg = config::load(path)?;
@@ -622,7 +620,7 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<Status> {
         }
         None => {
             let (raw, settings) = one_series(&args.series)?;
-            let e = crate::backtest::evaluate(&raw, "file", &settings, as_of).map_err(anyhow::Error::msg)?;
+            let e = crate::backtest::evaluate(&raw, "file", &settings, as_of)?;
             (vec![(raw.name.clone(), e)], vec![])
         }
     };
@@ -643,8 +641,7 @@ fn backtest(args: &BacktestArgs) -> anyhow::Result<Status> {
 /// Reads one series file and turns the flags into its settings.
 fn one_series(args: &ForecastArgs) -> anyhow::Result<(RawSeries, ResourceSettings)> {
     let Some(input) = &args.input else { bail!("--input FILE is required") };
-    let horizon = parse_duration(&args.horizon).map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
-    let step = args.step.as_deref().map(parse_duration).transpose().map_err(|e| anyhow::anyhow!("--step: {e}"))?;
+    let (horizon, step) = (args.horizon, args.step);
     let mut settings = ResourceSettings {
         step,
         horizon,
@@ -685,7 +682,7 @@ fn one_series(args: &ForecastArgs) -> anyhow::Result<(RawSeries, ResourceSetting
 fn pull(args: &PullArgs) -> anyhow::Result<Status> {
     let started = Instant::now();
     let cfg = config::load(&args.config)?;
-    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let as_of = args.as_of;
     // An existing snapshot is extended: only steps after its oldest series end are fetched.
     let existing = if args.out.exists() {
         let p = file::read_file(&args.out, &FileOptions::default())?;
@@ -705,7 +702,7 @@ fn pull(args: &PullArgs) -> anyhow::Result<Status> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = args.out.with_extension("parquet.tmp");
-    file::write_long_parquet(&tmp, &series).map_err(anyhow::Error::msg)?;
+    file::write_long_parquet(&tmp, &series)?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
     for n in &notes {
         eprintln!("note: {n}");
@@ -754,7 +751,7 @@ fn merge_snapshot(existing: Vec<RawSeries>, fresh: Vec<RawSeries>) -> Vec<RawSer
 /// are read; each Prometheus query runs over its last hour).
 fn check(args: &CheckArgs) -> anyhow::Result<Status> {
     let cfg = config::load(&args.config)?;
-    let as_of = args.as_of.as_deref().map(parse_date).transpose().map_err(anyhow::Error::msg).context("--as-of")?;
+    let as_of = args.as_of;
     out!(
         "config {}: {} sources, {} resource entries, {} scenarios",
         args.config.display(),
@@ -817,7 +814,7 @@ fn bench_in(args: &BenchArgs, scratch: &Path) -> anyhow::Result<Status> {
             let fleet = crate::sample::synthetic_fleet(args.resources, args.days, 1);
             last_sample = fleet.iter().filter_map(|s| s.timestamps.iter().max().copied()).max();
             let path = scratch.join("fleet.parquet");
-            file::write_long_parquet(&path, &fleet).map_err(anyhow::Error::msg)?;
+            file::write_long_parquet(&path, &fleet)?;
             eprintln!(
                 "bench: generated {} resources x {} hourly points in {:.1} s",
                 args.resources,
@@ -914,7 +911,7 @@ fn child_usage() -> (i64, f64) {
 
 fn sample(args: &SampleArgs) -> anyhow::Result<Status> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let written = crate::sample::write(&args.out).map_err(anyhow::Error::msg)?;
+    let written = crate::sample::write(&args.out)?;
     let mut by_file: BTreeMap<String, usize> = BTreeMap::new();
     for (f, n) in written {
         *by_file.entry(f).or_default() += n;

@@ -9,15 +9,35 @@ pub use crate::source::CAPACITY;
 pub use crate::source::prometheus::{BasicAuth, PrometheusConfig};
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::Invalid;
 use crate::model::select::check_family;
 use crate::scenario::{Amount, Scenario};
 use crate::series::Aggregate;
 use crate::time::{parse_date, parse_duration, parse_duration_allow_zero};
 use crate::units::{Quantity, parse_quantity};
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// A config that cannot be used, naming the file and, where known, the line or the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read config")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or type the schema does not have.
+    #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Syntax { file: String, line: Option<usize>, message: String },
+    /// A value that reads but is wrong; `place` is the table or entry (`[defaults]`,
+    /// `[[resources]] #2 (disk)`), empty for the file as a whole.
+    #[error("{file}{}{place}", if place.is_empty() { "" } else { ": " })]
+    Invalid {
+        file: String,
+        place: String,
+        #[source]
+        source: Box<Invalid>,
+    },
+}
 
 /// Which threshold, if crossed within `alert_within`, makes `run` exit 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -301,54 +321,54 @@ pub struct IssuesConfig {
 }
 
 impl IssuesFile {
-    fn validate(&self) -> Result<IssuesConfig, String> {
+    fn validate(&self) -> Result<IssuesConfig, Invalid> {
         if self.kind != "gitlab" {
-            return Err(format!("kind = {:?}: the only issue tracker is \"gitlab\"", self.kind));
+            return Err(Invalid::rule(format!("kind = {:?}: the only issue tracker is \"gitlab\"", self.kind)));
         }
         let url = self.url.trim_end_matches('/').trim_end_matches("/api/v4").to_string();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err("url must start with http:// or https://".into());
+            return Err(Invalid::rule("url must start with http:// or https://"));
         }
         let project = match &self.project {
             toml::Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
             toml::Value::Integer(i) if *i > 0 => i.to_string(),
-            _ => return Err("project: a path (\"group/project\") or a numeric id".into()),
+            _ => return Err(Invalid::rule("project: a path (\"group/project\") or a numeric id")),
         };
         if self.token_env.is_empty() {
-            return Err("token_env: the name of the environment variable holding the token".into());
+            return Err(Invalid::rule("token_env: the name of the environment variable holding the token"));
         }
         let labels = self.labels.clone().unwrap_or_else(|| vec!["capacity-planning".into()]);
         if labels.is_empty() || labels.iter().any(|l| l.trim().is_empty() || l.contains(',')) {
-            return Err("labels: at least one, none empty or with a comma".into());
+            return Err(Invalid::rule("labels: at least one, none empty or with a comma"));
         }
         let group_by = self.group_by.clone().unwrap_or_else(|| "{name}".into());
         if group_by.trim().is_empty() {
-            return Err(
-                "group_by: an empty template would put every resource in one issue; use \"{name}\" for one each".into(),
-            );
+            return Err(Invalid::rule(
+                "group_by: an empty template would put every resource in one issue; use \"{name}\" for one each",
+            ));
         }
         let min_probability = self.min_probability.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&min_probability) {
-            return Err(format!("min_probability = {min_probability}: must lie in [0, 1]"));
+            return Err(Invalid::rule(format!("min_probability = {min_probability}: must lie in [0, 1]")));
         }
         let probability_bounds = self.probability_bounds.clone().unwrap_or_else(|| vec![0.5, 0.9]);
         if probability_bounds.iter().any(|p| !(*p > 0.0 && *p < 1.0)) {
-            return Err("probability_bounds: each in (0, 1)".into());
+            return Err(Invalid::rule("probability_bounds: each in (0, 1)"));
         }
         let duration = |v: &Option<String>, key: &str, default: i64| {
-            v.as_deref().map_or(Ok(default), |d| parse_duration_allow_zero(d).map_err(|e| format!("{key}: {e}")))
+            v.as_deref().map_or(Ok(default), |d| parse_duration_allow_zero(d).map_err(Invalid::time(key)))
         };
         let close_after = self.close_after.unwrap_or(3);
         if close_after == 0 {
-            return Err("close_after: at least 1 run".into());
+            return Err(Invalid::rule("close_after: at least 1 run"));
         }
         let timeout = duration(&self.timeout, "timeout", 30)?;
         if timeout == 0 {
-            return Err("timeout: at least 1s".into());
+            return Err(Invalid::rule("timeout: at least 1s"));
         }
         if let Some(r) = &self.report_url {
             if !(r.starts_with("http://") || r.starts_with("https://")) {
-                return Err("report_url must start with http:// or https://".into());
+                return Err(Invalid::rule("report_url must start with http:// or https://"));
             }
         }
         Ok(IssuesConfig {
@@ -404,25 +424,27 @@ pub struct LedgerConfig {
 const LEDGER_KEEP: i64 = 400 * 86_400;
 
 impl LedgerFile {
-    fn validate(&self, base: &Path) -> Result<LedgerConfig, String> {
+    fn validate(&self, base: &Path) -> Result<LedgerConfig, Invalid> {
         let place = match (&self.path, &self.url) {
-            (Some(_), Some(_)) => return Err("set `path` or `url`, not both".into()),
+            (Some(_), Some(_)) => return Err(Invalid::rule("set `path` or `url`, not both")),
             (None, None) => {
-                return Err("set `path` (a folder) or `url` (s3://bucket/prefix, gs://bucket/prefix)".into());
+                return Err(Invalid::rule("set `path` (a folder) or `url` (s3://bucket/prefix, gs://bucket/prefix)"));
             }
             (Some(p), None) => LedgerPlace::Path(base.join(p)),
             (None, Some(u)) => {
                 if !(u.starts_with("s3://") || u.starts_with("gs://")) || u.len() <= 5 {
-                    return Err(format!("url = {u:?}: expected s3://bucket/prefix or gs://bucket/prefix"));
+                    return Err(Invalid::rule(format!(
+                        "url = {u:?}: expected s3://bucket/prefix or gs://bucket/prefix"
+                    )));
                 }
                 LedgerPlace::Url(u.clone())
             }
         };
-        let keep = self.keep.as_deref().map(|k| parse_duration(k).map_err(|e| format!("keep: {e}"))).transpose()?;
+        let keep = self.keep.as_deref().map(|k| parse_duration(k).map_err(Invalid::time("keep"))).transpose()?;
         let backfill = self
             .backfill
             .as_deref()
-            .map(|b| parse_duration_allow_zero(b).map_err(|e| format!("backfill: {e}")))
+            .map(|b| parse_duration_allow_zero(b).map_err(Invalid::time("backfill")))
             .transpose()?;
         Ok(LedgerConfig { place, keep: keep.unwrap_or(LEDGER_KEEP), backfill: backfill.unwrap_or(0) })
     }
@@ -518,8 +540,8 @@ impl Default for ResourceSettings {
 
 impl ResourceSettings {
     /// Applies one layer of keys (defaults, then a resource's overrides) on top.
-    fn apply(&mut self, d: SettingKeys<'_>) -> Result<(), String> {
-        let dur = |key: &str, v: &str| parse_duration(v).map_err(|e| format!("{key}: {e}"));
+    fn apply(&mut self, d: SettingKeys<'_>) -> Result<(), Invalid> {
+        let dur = |key: &str, v: &str| parse_duration(v).map_err(Invalid::time(key));
         if let Some(v) = d.history {
             self.history = dur("history", v)?;
         }
@@ -557,7 +579,7 @@ impl ResourceSettings {
             self.alert_within = dur("alert_within", v)?;
         }
         if let Some(v) = d.lead_time {
-            self.lead_time = parse_duration_allow_zero(v).map_err(|e| format!("lead_time: {e}"))?;
+            self.lead_time = parse_duration_allow_zero(v).map_err(Invalid::time("lead_time"))?;
         }
         Ok(())
     }
@@ -571,9 +593,11 @@ impl ResourceSettings {
 
     /// Puts thresholds given as quantities on the forecast's scale (divided by the capacity,
     /// when there is one), then checks the result.
-    pub fn resolve_quantities(&mut self) -> Result<(), String> {
+    pub fn resolve_quantities(&mut self) -> Result<(), Invalid> {
         for (name, text) in std::mem::take(&mut self.quantities) {
-            let v = match parse_quantity(&text, self.unit.as_deref()).map_err(|e| format!("threshold {name}: {e}"))? {
+            let quantity = parse_quantity(&text, self.unit.as_deref())
+                .map_err(|source| Invalid::Quantity { name: name.clone(), source })?;
+            let v = match quantity {
                 Quantity::Fraction(f) => f,
                 Quantity::Units(u) => self.capacity.map_or(u, |c| u / c),
             };
@@ -583,30 +607,32 @@ impl ResourceSettings {
     }
 
     /// Checks values that parse but make no sense.
-    pub fn validate(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), Invalid> {
         if !(self.level > 0.0 && self.level < 1.0) {
-            return Err(format!("level = {} must be between 0 and 1 (exclusive), e.g. 0.8", self.level));
+            return Err(Invalid::rule(format!("level = {} must be between 0 and 1 (exclusive), e.g. 0.8", self.level)));
         }
-        check_family(&self.model).map_err(|e| format!("model: {e}"))?;
+        check_family(&self.model).map_err(Invalid::Model)?;
         for (name, v) in &self.thresholds {
             // Ad-hoc thresholds (`--threshold`) are named by their value.
             let label = if *name == v.to_string() { name.clone() } else { format!("{name} = {v}") };
             if !v.is_finite() {
-                return Err(format!("threshold {label} is not a finite number"));
+                return Err(Invalid::rule(format!("threshold {label} is not a finite number")));
             }
             if self.bounded && !(*v > 0.0 && *v <= 1.0) {
-                return Err(format!("threshold {label} is outside (0, 1] for a bounded (ratio) resource"));
+                return Err(Invalid::rule(format!(
+                    "threshold {label} is outside (0, 1] for a bounded (ratio) resource"
+                )));
             }
         }
         let get = |n: &str| self.thresholds.iter().find(|(k, _)| k == n).map(|t| t.1);
         if let (Some(s), Some(h)) = (get("soft"), get("hard")) {
             if s > h {
-                return Err(format!("threshold soft = {s} is above hard = {h}"));
+                return Err(Invalid::rule(format!("threshold soft = {s} is above hard = {h}")));
             }
         }
         if let Some(step) = self.step {
             if step > self.horizon {
-                return Err("step is longer than the horizon".into());
+                return Err(Invalid::rule("step is longer than the horizon"));
             }
         }
         self.thresholds.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -615,16 +641,20 @@ impl ResourceSettings {
 }
 
 impl ScenarioConfig {
-    fn build(&self, name: &str) -> Result<Scenario, String> {
+    fn build(&self, name: &str) -> Result<Scenario, Invalid> {
         let add = match &self.add {
             None => None,
             Some(a) => {
-                let at = parse_date(&a.at).map_err(|e| format!("add.at: {e}"))?;
+                let at = parse_date(&a.at).map_err(Invalid::time("add.at"))?;
                 let amount = match &a.value {
                     AddValue::Number(v) => Amount::Absolute(*v),
                     AddValue::Text(t) => match t.trim().strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok()) {
                         Some(p) => Amount::Percent(p / 100.0),
-                        None => return Err(format!("add.value `{t}`: expected a number or a percentage like \"10%\"")),
+                        None => {
+                            return Err(Invalid::rule(format!(
+                                "add.value `{t}`: expected a number or a percentage like \"10%\""
+                            )));
+                        }
                     },
                 };
                 Some((at, amount))
@@ -633,20 +663,20 @@ impl ScenarioConfig {
         let capacity = match &self.capacity_change {
             None => None,
             Some(c) if c.factor > 0.0 && c.factor.is_finite() => {
-                Some((parse_date(&c.at).map_err(|e| format!("capacity_change.at: {e}"))?, c.factor))
+                Some((parse_date(&c.at).map_err(Invalid::time("capacity_change.at"))?, c.factor))
             }
-            Some(c) => return Err(format!("capacity_change.factor = {} must be positive", c.factor)),
+            Some(c) => return Err(Invalid::rule(format!("capacity_change.factor = {} must be positive", c.factor))),
         };
         let growth_from =
-            self.growth_from.as_deref().map(parse_date).transpose().map_err(|e| format!("growth_from: {e}"))?;
+            self.growth_from.as_deref().map(parse_date).transpose().map_err(Invalid::time("growth_from"))?;
         let mut thresholds = vec![];
         for (n, v) in self.thresholds.iter().flat_map(Thresholds::named) {
             match v {
                 ThresholdValue::Number(v) => thresholds.push((n.to_string(), *v)),
                 ThresholdValue::Quantity(q) => {
-                    return Err(format!(
+                    return Err(Invalid::rule(format!(
                         "thresholds.{n} = \"{q}\": a scenario's thresholds are numbers on each resource's forecast scale (a fraction of capacity where one is set)"
-                    ));
+                    )));
                 }
             }
         }
@@ -656,7 +686,9 @@ impl ScenarioConfig {
             && self.seasonal_amplitude.is_none()
             && thresholds.is_empty()
         {
-            return Err("changes nothing: set growth, add, capacity_change, seasonal_amplitude or thresholds".into());
+            return Err(Invalid::rule(
+                "changes nothing: set growth, add, capacity_change, seasonal_amplitude or thresholds",
+            ));
         }
         Ok(Scenario {
             name: name.to_string(),
@@ -674,7 +706,7 @@ impl ScenarioConfig {
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{shown}: cannot read config: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: shown, source })?;
     parse(&text, path)
 }
 
@@ -684,92 +716,92 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file: ConfigFile = toml::from_str(text).map_err(|e| {
         let line =
             e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
-        let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
-        match line {
-            Some(l) => ConfigError(format!("{shown}:{l}: {msg}")),
-            None => ConfigError(format!("{shown}: {msg}")),
-        }
+        let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        ConfigError::Syntax { file: shown.clone(), line, message }
     })?;
-    let err = |m: String| ConfigError(format!("{shown}: {m}"));
+    // `at(place)` turns a problem into the error naming the file and that place.
+    let at = |place: &str| {
+        let (file, place) = (shown.clone(), place.to_string());
+        move |source: Invalid| ConfigError::Invalid { file, place, source: Box::new(source) }
+    };
     let mut base_settings = ResourceSettings::default();
-    base_settings.apply(file.defaults.keys()).map_err(|e| err(format!("[defaults] {e}")))?;
-    base_settings.validate().map_err(|e| err(format!("[defaults] {e}")))?;
+    base_settings.apply(file.defaults.keys()).map_err(at("[defaults]"))?;
+    base_settings.validate().map_err(at("[defaults]"))?;
     for (name, src) in &file.sources {
         if let SourceConfig::Prometheus(p) = src {
-            p.validate().map_err(|e| err(format!("[sources.{name}] {e}")))?;
+            p.validate().map_err(at(&format!("[sources.{name}]")))?;
         }
     }
     if file.resources.is_empty() {
-        return Err(err("no [[resources]] entries: nothing to forecast".into()));
+        return Err(at("")(Invalid::rule("no [[resources]] entries: nothing to forecast")));
     }
     let mut resources = vec![];
     for (i, r) in file.resources.iter().enumerate() {
-        let at = match &r.name {
+        let place = match &r.name {
             Some(n) => format!("[[resources]] #{} ({n})", i + 1),
             None => format!("[[resources]] #{}", i + 1),
         };
+        let fail = |text: String| at(&place)(Invalid::Rule(text));
         let Some(source) = file.sources.get(&r.source) else {
             let known: Vec<&str> = file.sources.keys().map(String::as_str).collect();
-            return Err(err(format!(
-                "{at}: source `{}` is not defined (defined: {})",
+            return Err(fail(format!(
+                "source `{}` is not defined (defined: {})",
                 r.source,
                 if known.is_empty() { "none".into() } else { known.join(", ") }
             )));
         };
         match (source, &r.query) {
             (SourceConfig::Prometheus(_), None) => {
-                return Err(err(format!("{at}: source `{}` is a Prometheus source: set `query`", r.source)));
+                return Err(fail(format!("source `{}` is a Prometheus source: set `query`", r.source)));
             }
             (SourceConfig::Files { .. }, Some(_)) => {
-                return Err(err(format!("{at}: `query` is for Prometheus sources; `{}` reads files", r.source)));
+                return Err(fail(format!("`query` is for Prometheus sources; `{}` reads files", r.source)));
             }
             (SourceConfig::Files { .. }, None) if r.thresholds_query.is_some() => {
-                return Err(err(format!(
-                    "{at}: `thresholds_query` is for Prometheus sources; `{}` reads files",
-                    r.source
-                )));
+                return Err(fail(format!("`thresholds_query` is for Prometheus sources; `{}` reads files", r.source)));
             }
             _ => {}
         }
         let mut s = base_settings.clone();
-        s.apply(r.keys()).map_err(|e| err(format!("{at}: {e}")))?;
+        s.apply(r.keys()).map_err(at(&place))?;
         s.unit = r.unit.clone();
         s.capacity = r.capacity;
         match (r.capacity, &r.capacity_query, source) {
             (Some(_), Some(_), _) => {
-                return Err(err(format!("{at}: set `capacity` or `capacity_query`, not both")));
+                return Err(fail("set `capacity` or `capacity_query`, not both".into()));
             }
             (Some(c), _, _) if !(c > 0.0 && c.is_finite()) => {
-                return Err(err(format!("{at}: capacity = {c} must be a positive number (in `unit`)")));
+                return Err(fail(format!("capacity = {c} must be a positive number (in `unit`)")));
             }
             (_, Some(_), SourceConfig::Files { .. }) => {
-                return Err(err(format!(
-                    "{at}: `capacity_query` is for Prometheus sources; `{}` reads files (set `capacity`)",
+                return Err(fail(format!(
+                    "`capacity_query` is for Prometheus sources; `{}` reads files (set `capacity`)",
                     r.source
                 )));
             }
             _ => {}
         }
         for e in &r.events {
-            let t = parse_date(&e.at).map_err(|m| err(format!("{at}: events: {m}")))?;
+            let t = parse_date(&e.at).map_err(Invalid::time("events")).map_err(at(&place))?;
             s.events.push((t, e.kind, e.note.clone().unwrap_or_default()));
         }
         for w in &r.ignore {
-            let from = parse_date(&w.from).map_err(|m| err(format!("{at}: ignore: {m}")))?;
-            let to = parse_date(&w.to).map_err(|m| err(format!("{at}: ignore: {m}")))?;
+            let from = parse_date(&w.from).map_err(Invalid::time("ignore")).map_err(at(&place))?;
+            let to = parse_date(&w.to).map_err(Invalid::time("ignore")).map_err(at(&place))?;
             if to <= from {
-                return Err(err(format!("{at}: ignore window {} .. {} ends before it starts", w.from, w.to)));
+                return Err(fail(format!("ignore window {} .. {} ends before it starts", w.from, w.to)));
             }
             s.ignore.push((from, to));
         }
         // Quantities are checked now, and resolved now unless the capacity comes from a server.
         for (name, q) in &s.quantities {
-            parse_quantity(q, s.unit.as_deref()).map_err(|e| err(format!("{at}: threshold {name}: {e}")))?;
+            parse_quantity(q, s.unit.as_deref())
+                .map_err(|source| at(&place)(Invalid::Quantity { name: name.clone(), source }))?;
         }
         if r.capacity_query.is_none() {
-            s.resolve_quantities().map_err(|e| err(format!("{at}: {e}")))?;
+            s.resolve_quantities().map_err(at(&place))?;
         }
-        s.validate().map_err(|e| err(format!("{at}: {e}")))?;
+        s.validate().map_err(at(&place))?;
         let tq = r.thresholds_query.clone().unwrap_or_default();
         let mut server_queries: Vec<(String, String)> = [("soft", tq.soft), ("hard", tq.hard)]
             .into_iter()
@@ -790,18 +822,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
     let mut scenarios = vec![];
     for (name, sc) in &file.scenarios {
-        scenarios.push(sc.build(name).map_err(|e| err(format!("[scenarios.{name}] {e}")))?);
+        scenarios.push(sc.build(name).map_err(at(&format!("[scenarios.{name}]")))?);
     }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-    let ledger =
-        file.ledger.as_ref().map(|l| l.validate(&base).map_err(|e| err(format!("[ledger] {e}")))).transpose()?;
+    let ledger = file.ledger.as_ref().map(|l| l.validate(&base).map_err(at("[ledger]"))).transpose()?;
     let group_by = match file.report.as_ref().and_then(|r| r.group_by.clone()) {
-        Some(g) if g.trim().is_empty() => return Err(err("[report] group_by: an empty template".into())),
+        Some(g) if g.trim().is_empty() => return Err(at("[report]")(Invalid::rule("group_by: an empty template"))),
         Some(g) => g,
         None => GROUP_BY.to_string(),
     };
-    let issues = file.issues.as_ref().map(|i| i.validate().map_err(|e| err(format!("[issues] {e}")))).transpose()?;
+    let issues = file.issues.as_ref().map(|i| i.validate().map_err(at("[issues]"))).transpose()?;
     Ok(Config {
         path: path.to_path_buf(),
         base,
@@ -820,6 +851,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
+
+    /// The error as the user reads it: the whole chain on one line.
+    trait Line {
+        fn line(&self) -> String;
+    }
+
+    impl Line for ConfigError {
+        fn line(&self) -> String {
+            crate::error::line(self)
+        }
+    }
 
     fn parse_str(t: &str) -> Result<Config, ConfigError> {
         parse(t, Path::new("conf/h.toml"))
@@ -860,13 +902,13 @@ mod tests {
         assert_eq!(names, ["customer", "disk", "fast"]);
         assert_eq!(c.scenarios[0].add, Some((1803859200, Amount::Percent(0.1))));
         assert_eq!(c.scenarios[1].capacity.unwrap().1, 2.0);
-        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\ngrowht = 2\n")).unwrap_err().0;
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\ngrowht = 2\n")).unwrap_err().line();
         assert!(e.contains("unknown field `growht`"), "{e}");
         let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nadd = {{ at = \"2027-03-01\", value = \"lots\" }}\n"))
             .unwrap_err()
-            .0;
-        assert!(e.contains("[scenarios.x] add.value `lots`"), "{e}");
-        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nresources = [\"a\"]\n")).unwrap_err().0;
+            .line();
+        assert!(e.contains("[scenarios.x]: add.value `lots`"), "{e}");
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nresources = [\"a\"]\n")).unwrap_err().line();
         assert!(e.contains("changes nothing"), "{e}");
     }
 
@@ -899,19 +941,19 @@ mod tests {
             ("bounded = true\ncapacity = 10.0\nthresholds = { hard = \"12\" }\n", "outside (0, 1]"),
         ];
         for (extra, want) in cases {
-            let e = parse_str(&format!("{MINIMAL}{extra}")).unwrap_err().0;
+            let e = parse_str(&format!("{MINIMAL}{extra}")).unwrap_err().line();
             assert!(e.contains(want), "{extra}: {e}");
         }
-        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nthresholds = {{ hard = \"1 TB\" }}\n")).unwrap_err().0;
+        let e = parse_str(&format!("{MINIMAL}[scenarios.x]\nthresholds = {{ hard = \"1 TB\" }}\n")).unwrap_err().line();
         assert!(e.contains("a scenario's thresholds are numbers"), "{e}");
     }
 
     #[test]
     fn unknown_keys_name_the_key_file_and_line() {
-        let e = parse_str(&format!("{MINIMAL}horizn = \"3d\"\n")).unwrap_err().0;
+        let e = parse_str(&format!("{MINIMAL}horizn = \"3d\"\n")).unwrap_err().line();
         assert!(e.starts_with("conf/h.toml:6:"), "{e}");
         assert!(e.contains("unknown field `horizn`"), "{e}");
-        let e = parse_str(&format!("[defaults]\nthresholds = {{ critical = 0.9 }}\n{MINIMAL}")).unwrap_err().0;
+        let e = parse_str(&format!("[defaults]\nthresholds = {{ critical = 0.9 }}\n{MINIMAL}")).unwrap_err().line();
         assert!(e.contains("unknown field `critical`"), "{e}");
     }
 
@@ -927,21 +969,22 @@ mod tests {
             ("[defaults]\nthresholds = { soft = 0.95, hard = 0.9 }\n", "soft = 0.95 is above hard = 0.9"),
         ];
         for (pre, want) in cases {
-            let e = parse_str(&format!("{pre}{MINIMAL}")).unwrap_err().0;
+            let e = parse_str(&format!("{pre}{MINIMAL}")).unwrap_err().line();
             assert!(e.contains(want), "{pre}: {e}");
         }
-        let e =
-            parse_str("[sources.f]\nkind = \"files\"\npath = \"a\"\n[[resources]]\nsource = \"g\"\n").unwrap_err().0;
+        let e = parse_str("[sources.f]\nkind = \"files\"\npath = \"a\"\n[[resources]]\nsource = \"g\"\n")
+            .unwrap_err()
+            .line();
         assert!(e.contains("source `g` is not defined (defined: f)"), "{e}");
-        let e = parse_str("[sources.f]\nkind = \"ftp\"\npath = \"a\"\n").unwrap_err().0;
+        let e = parse_str("[sources.f]\nkind = \"ftp\"\npath = \"a\"\n").unwrap_err().line();
         assert!(e.contains("unknown variant `ftp`"), "{e}");
         let prom =
             "[sources.p]\nkind = \"prometheus\"\nurl = \"http://localhost:9090\"\n[[resources]]\nsource = \"p\"\n";
-        let e = parse_str(prom).unwrap_err().0;
+        let e = parse_str(prom).unwrap_err().line();
         assert!(e.contains("is a Prometheus source: set `query`"), "{e}");
-        let e = parse_str(&prom.replace("localhost", "x\"\ntoken = \"s3cret")).unwrap_err().0;
+        let e = parse_str(&prom.replace("localhost", "x\"\ntoken = \"s3cret")).unwrap_err().line();
         assert!(e.contains("unknown field `token`") && !e.contains("s3cret"), "{e}");
-        let e = parse_str(&prom.replace("http://", "ftp://")).unwrap_err().0;
+        let e = parse_str(&prom.replace("http://", "ftp://")).unwrap_err().line();
         assert!(e.contains("url must start with http"), "{e}");
         let ok = parse_str(&format!("{prom}query = 'up'\n")).unwrap();
         assert_eq!(ok.resources[0].query.as_deref(), Some("up"));
@@ -950,8 +993,8 @@ mod tests {
     /// Config text that must give a config or one error line naming the file, never a panic.
     fn survives(text: &str) -> Result<(), TestCaseError> {
         if let Err(e) = parse_str(text) {
-            prop_assert!(e.0.starts_with("conf/h.toml"), "{}", e.0);
-            prop_assert!(!e.0.contains('\n'), "one line: {}", e.0);
+            prop_assert!(e.line().starts_with("conf/h.toml"), "{}", e.line());
+            prop_assert!(!e.line().contains('\n'), "one line: {}", e.line());
         }
         Ok(())
     }

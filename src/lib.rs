@@ -11,6 +11,7 @@ pub mod breach;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod issues;
 pub mod ledger;
 pub mod model;

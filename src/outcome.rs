@@ -118,6 +118,12 @@ pub fn outline(f: &Forecast, start: i64, step: i64) -> Vec<Point> {
     out.into_iter().map(|(p, n)| Point { mean: p.mean / n as f64, ..p }).collect()
 }
 
+/// A forecast whose detail (paths, history) was already dropped to save memory was asked
+/// for it: a bug in the order of a run's steps, reported rather than a panic.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("resource {0}: detail already shed")]
+pub struct Shed(pub String);
+
 impl ResourceForecast {
     pub fn step(&self) -> i64 {
         self.step
@@ -125,7 +131,7 @@ impl ResourceForecast {
 
     /// What the ledger keeps of this forecast: marks at whole days after `as_of`, each
     /// threshold's crossings and odds. Needs the detail; the config hash is the ledger's to add.
-    pub fn record(&self, as_of: i64) -> Result<PastForecast, String> {
+    pub fn record(&self, as_of: i64) -> Result<PastForecast, Shed> {
         let f = &self.detail()?.forecast;
         Ok(PastForecast {
             resource: self.name.clone(),
@@ -153,7 +159,7 @@ impl ResourceForecast {
 
     /// Scores the earlier forecasts of this resource against its history now, `now` being
     /// this run's [`record`](Self::record) of it. Needs the detail.
-    pub fn score_past(&mut self, past: &[PastForecast], now: &PastForecast) -> Result<(), String> {
+    pub fn score_past(&mut self, past: &[PastForecast], now: &PastForecast) -> Result<(), Shed> {
         let as_of = now.as_of;
         self.track = Some(track::score(&self.detail()?.history, past, now, as_of));
         let mut latest: Vec<&PastForecast> = past.iter().filter(|p| p.as_of < as_of).collect();
@@ -186,8 +192,8 @@ impl ResourceForecast {
         self.detail = None;
     }
 
-    fn detail(&self) -> Result<&Detail, String> {
-        self.detail.as_ref().ok_or_else(|| format!("resource {}: detail already shed", self.name))
+    fn detail(&self) -> Result<&Detail, Shed> {
+        self.detail.as_ref().ok_or_else(|| Shed(self.name.clone()))
     }
 
     pub fn forecast_time(&self, i: usize) -> i64 {
@@ -236,7 +242,7 @@ impl ResourceForecast {
     /// Applies a scenario to this forecast: its path and its own breach analysis (thresholds
     /// overridden where the scenario says so), on the same basis as the baseline's. Needs the
     /// detail.
-    pub fn scenario(&self, s: &Scenario) -> Result<(Forecast, Vec<Breach>), String> {
+    pub fn scenario(&self, s: &Scenario) -> Result<(Forecast, Vec<Breach>), Shed> {
         let d = self.detail()?;
         let season = seasonal_periods(self.step()).last().copied().unwrap_or(24);
         let basis = fit_basis(&d.history, self.fit_start, d.moved);
@@ -247,7 +253,7 @@ impl ResourceForecast {
     }
 
     /// Adds a scenario's outcome (breaches to the summary, the path to the detail).
-    pub fn add_scenario(&mut self, s: &Scenario) -> Result<(), String> {
+    pub fn add_scenario(&mut self, s: &Scenario) -> Result<(), Shed> {
         let (path, breaches) = self.scenario(s)?;
         self.scenarios.push((s.name.clone(), breaches));
         if let Some(d) = self.detail.as_mut() {

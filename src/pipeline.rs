@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::config::{Config, ResourceEntry, ResourceSettings};
+use crate::error;
 use crate::outcome::{ResourceForecast, RunError, RunResult, order_errors, rank};
-use crate::resource::forecast_resource;
+use crate::resource::{ResourceError, forecast_resource};
 use crate::shard::Shard;
-use crate::source::RawSeries;
 use crate::source::file;
 use crate::source::fleet::{assign, read, server_values, with_server_values};
+use crate::source::{RawSeries, SourceError};
 use crate::track::PastForecast;
 
 /// Progress events of a run.
@@ -90,7 +91,7 @@ pub fn run(
     for chunk in mine.chunks(CHUNK) {
         // Points still in their file are read now, a chunk at a time.
         let deferred: Vec<&file::Deferred> = chunk.iter().filter_map(|(_, raw, _)| raw.deferred.as_deref()).collect();
-        let mut loaded: HashMap<&str, Result<RawSeries, String>> =
+        let mut loaded: HashMap<&str, Result<RawSeries, SourceError>> =
             deferred.iter().map(|d| d.name.as_str()).zip(file::load(&deferred)).collect();
         let inputs: Vec<Input> = chunk
             .iter()
@@ -102,6 +103,7 @@ pub fn run(
                 let (index, entry, name) = (input.index, input.entry, &input.raw.name);
                 let settings = with_server_values(&entry.settings, entry, from_server.get(name.as_str()).copied());
                 let r = settings
+                    .map_err(ResourceError::from)
                     .and_then(|s| input.series().and_then(|raw| forecast_resource(raw, &entry.source, &s, Some(as_of))))
                     .and_then(|mut f| {
                         f.index = index;
@@ -121,7 +123,7 @@ pub fn run(
                         sink.each(&f);
                         Ok((f, record))
                     })
-                    .map_err(|message| RunError { resource: Some(name.clone()), message });
+                    .map_err(|e| RunError { resource: Some(name.clone()), message: error::line(&e) });
                 progress(Progress::Done);
                 r
             })
@@ -145,14 +147,14 @@ struct Input<'a> {
     index: usize,
     entry: &'a ResourceEntry,
     raw: &'a RawSeries,
-    loaded: Option<Result<RawSeries, String>>,
+    loaded: Option<Result<RawSeries, SourceError>>,
 }
 
 impl Input<'_> {
-    fn series(&self) -> Result<&RawSeries, String> {
+    fn series(&self) -> Result<&RawSeries, ResourceError> {
         match &self.loaded {
             Some(Ok(s)) => Ok(s),
-            Some(Err(e)) => Err(e.clone()),
+            Some(Err(e)) => Err(e.clone().into()),
             None => Ok(self.raw),
         }
     }
@@ -163,7 +165,7 @@ impl Input<'_> {
 pub fn each_resource<T: Send>(
     config: &Config,
     as_of: Option<i64>,
-    f: &(dyn Fn(&RawSeries, &str, &ResourceSettings) -> Result<T, String> + Sync),
+    f: &(dyn Fn(&RawSeries, &str, &ResourceSettings) -> Result<T, ResourceError> + Sync),
 ) -> (Vec<(String, T)>, Vec<RunError>) {
     let (pulled, mut errors, _) = read(config, as_of, None, false);
     let work = assign(config, &pulled, &mut errors);
@@ -172,9 +174,10 @@ pub fn each_resource<T: Send>(
         .par_iter()
         .map(|(raw, entry)| {
             with_server_values(&entry.settings, entry, from_server.get(raw.name.as_str()).copied())
+                .map_err(ResourceError::from)
                 .and_then(|s| f(raw, &entry.source, &s))
                 .map(|t| (raw.name.clone(), t))
-                .map_err(|message| RunError { resource: Some(raw.name.clone()), message })
+                .map_err(|e| RunError { resource: Some(raw.name.clone()), message: error::line(&e) })
         })
         .collect();
     let done = successes(results, &mut errors);

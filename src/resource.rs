@@ -1,14 +1,37 @@
 //! One resource from its raw series to its forecast: prepare the series, apply the level-shift
 //! policy, fit and forecast with the chosen model family, analyse the thresholds.
 
-use crate::config::{EventKind, ResourceSettings};
-use crate::model::changepoint;
+use crate::config::{EventKind, Invalid, ResourceSettings};
 use crate::model::seasonal_periods;
 use crate::model::select;
-use crate::outcome::{Detail, ResourceForecast, analyse_thresholds, outline};
-use crate::series::{self, PrepareOptions, Series};
-use crate::source::RawSeries;
+use crate::model::{ModelError, changepoint};
+use crate::outcome::{Detail, ResourceForecast, Shed, analyse_thresholds, outline};
+use crate::series::{self, PrepareOptions, Series, SeriesError};
+use crate::source::{RawSeries, SourceError};
 use crate::time::{format_duration, rfc3339};
+
+/// Why one resource has no forecast; the run goes on with the others.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResourceError {
+    /// Its settings, once values from the server are applied.
+    #[error(transparent)]
+    Settings(#[from] Invalid),
+    /// Its points, read from their file when the run reached it.
+    #[error(transparent)]
+    Read(#[from] SourceError),
+    #[error("fewer than two timestamps: cannot tell the step")]
+    NoStep,
+    /// The series as read cannot be forecast; `origin` names where it came from.
+    #[error("{problem} ({origin})")]
+    Series { problem: SeriesError, origin: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Shed(#[from] Shed),
+    /// `headroom backtest`: too little history to hold the horizon out.
+    #[error("{0} steps of history: too short to hold any out")]
+    HoldOut(usize),
+}
 
 /// Prepares, fits and forecasts one series, and analyses its thresholds. The forecast runs
 /// from the last observed step to `as_of + horizon`.
@@ -17,7 +40,7 @@ pub fn forecast_resource(
     source: &str,
     settings: &ResourceSettings,
     as_of: Option<i64>,
-) -> Result<ResourceForecast, String> {
+) -> Result<ResourceForecast, ResourceError> {
     let (history, prep) = prepare(raw, settings, as_of)?;
     let step = history.step;
     let mut notes = vec![];
@@ -90,8 +113,7 @@ pub fn forecast_resource(
         }
     }
     let steps = ((as_of + settings.horizon - end) as f64 / step as f64).ceil().max(1.0) as usize;
-    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)
-        .map_err(|e| e.to_string())?;
+    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)?;
     // Fitted values are drawn over the history as it was.
     if let Some((at, regime)) = moved {
         sel.fitted.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));
@@ -139,12 +161,10 @@ pub fn prepare(
     raw: &RawSeries,
     settings: &ResourceSettings,
     as_of: Option<i64>,
-) -> Result<(Series, series::Preparation), String> {
+) -> Result<(Series, series::Preparation), ResourceError> {
     let step = match settings.step {
         Some(s) => s,
-        None => {
-            series::median_spacing(raw).ok_or_else(|| "fewer than two timestamps: cannot tell the step".to_string())?
-        }
+        None => series::median_spacing(raw).ok_or(ResourceError::NoStep)?,
     };
     let opts = PrepareOptions {
         step,
@@ -153,7 +173,8 @@ pub fn prepare(
         history: Some(settings.history),
         ignore: settings.ignore.clone(),
     };
-    let (mut history, prep) = series::prepare(raw, &opts).map_err(|e| format!("{} ({})", e, raw.origin))?;
+    let (mut history, prep) =
+        series::prepare(raw, &opts).map_err(|problem| ResourceError::Series { problem, origin: raw.origin.clone() })?;
     if let Some(c) = settings.capacity {
         // Forecast as a fraction of capacity: thresholds and capacity changes are on that scale.
         history.values.iter_mut().for_each(|v| *v /= c);

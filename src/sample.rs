@@ -7,7 +7,7 @@ use std::f64::consts::PI;
 use std::path::Path;
 
 use crate::source::RawSeries;
-use crate::source::file::write_long_parquet;
+use crate::source::file::{WriteError, write_long_parquet};
 use crate::stats::SplitMix64;
 
 /// The sample's last timestamp: 2026-11-01T00:00:00Z.
@@ -235,7 +235,7 @@ fn generate(seed: u64, shape: fn(i64, &mut SplitMix64) -> f64) -> (Vec<i64>, Vec
 
 /// Writes `fleet.parquet` (long format) and one single-series CSV into `dir`; returns
 /// (file, number of series) per file written.
-pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
+pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, WriteError> {
     let series: Vec<RawSeries> = SPECS
         .iter()
         .map(|s| {
@@ -254,7 +254,7 @@ pub fn write(dir: &Path) -> Result<Vec<(String, usize)>, String> {
         csv.push_str(&format!("{},{}\n", crate::time::rfc3339(*t), v));
     }
     let csv_path = dir.join(format!("{CSV_NAME}.csv"));
-    std::fs::write(&csv_path, csv).map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    std::fs::write(&csv_path, csv).map_err(|e| WriteError { path: csv_path.clone(), source: e.into() })?;
     Ok(vec![(parquet.display().to_string(), series.len()), (csv_path.display().to_string(), 1)])
 }
 

@@ -5,6 +5,7 @@
 
 use crate::model::Forecast;
 use crate::model::decompose::moving_average;
+use crate::time::{TimeError, parse_date};
 
 /// An amount added by a load step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,9 +137,23 @@ fn wildcard(pattern: &str, s: &str) -> bool {
     true
 }
 
+/// A `--add` or `--capacity` value that cannot be read. Each says all of itself: clap shows
+/// the text after naming the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlagError {
+    #[error("`{text}`: expected {expected}")]
+    Shape { text: String, expected: &'static str },
+    #[error("`{text}`: {problem}")]
+    Date { text: String, problem: TimeError },
+    #[error("`{whole}`: `{part}` is not a number")]
+    Number { whole: String, part: String },
+    #[error("capacity factor in `{0}` must be positive")]
+    Factor(String),
+}
+
 /// `DATE:AMOUNT` (`2027-03-01:0.1`, `2027-03-01:10%`, RFC 3339 dates too).
-pub fn parse_add(text: &str) -> Result<(i64, Amount), String> {
-    let (date, amount) = split_date(text, "--add", "DATE:AMOUNT, e.g. 2027-03-01:0.1 or 2027-03-01:10%")?;
+pub fn parse_add(text: &str) -> Result<(i64, Amount), FlagError> {
+    let (date, amount) = split_date(text, "DATE:AMOUNT, e.g. 2027-03-01:0.1 or 2027-03-01:10%")?;
     let amount = match amount.strip_suffix('%') {
         Some(p) => Amount::Percent(number(p, text)? / 100.0),
         None => Amount::Absolute(number(amount, text)?),
@@ -147,23 +162,27 @@ pub fn parse_add(text: &str) -> Result<(i64, Amount), String> {
 }
 
 /// `DATE:FACTOR` (`2027-01-15:2`).
-pub fn parse_capacity(text: &str) -> Result<(i64, f64), String> {
-    let (date, factor) = split_date(text, "--capacity", "DATE:FACTOR, e.g. 2027-01-15:2")?;
+pub fn parse_capacity(text: &str) -> Result<(i64, f64), FlagError> {
+    let (date, factor) = split_date(text, "DATE:FACTOR, e.g. 2027-01-15:2")?;
     let f = number(factor, text)?;
     if f <= 0.0 {
-        return Err(format!("capacity factor in `{text}` must be positive"));
+        return Err(FlagError::Factor(text.to_string()));
     }
     Ok((date, f))
 }
 
-fn split_date<'a>(text: &'a str, flag: &str, expected: &str) -> Result<(i64, &'a str), String> {
-    let (date, value) = text.rsplit_once(':').ok_or_else(|| format!("{flag} `{text}`: expected {expected}"))?;
-    let date = crate::time::parse_date(date).map_err(|e| format!("{flag} `{text}`: {e}"))?;
+fn split_date<'a>(text: &'a str, expected: &'static str) -> Result<(i64, &'a str), FlagError> {
+    let (date, value) = text.rsplit_once(':').ok_or_else(|| FlagError::Shape { text: text.into(), expected })?;
+    let date = parse_date(date).map_err(|problem| FlagError::Date { text: text.into(), problem })?;
     Ok((date, value.trim()))
 }
 
-fn number(s: &str, whole: &str) -> Result<f64, String> {
-    s.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("`{whole}`: `{s}` is not a number"))
+fn number(s: &str, whole: &str) -> Result<f64, FlagError> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| FlagError::Number { whole: whole.into(), part: s.into() })
 }
 
 /// The capacity factor that keeps the upper bound at or below `hard` through the horizon

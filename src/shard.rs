@@ -11,9 +11,14 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// A `--shard` value that is not I/N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}`: expected I/N with 1 <= I <= N, e.g. 2/4")]
+pub struct ShardError(String);
+
 impl Shard {
-    pub fn parse(text: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard `{text}`: expected I/N with 1 <= I <= N, e.g. 2/4");
+    pub fn parse(text: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError(text.to_string());
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         if index == 0 || index > count {

@@ -3,25 +3,36 @@
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
+/// A duration or an instant that cannot be read; each names the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("invalid duration `{0}`: expected a positive number with a unit s, m, h, d or w (e.g. `48h`, `90d`)")]
+    Duration(String),
+    #[error("duration `{0}` must not be negative")]
+    Negative(String),
+    #[error("duration `{0}` must be greater than zero")]
+    Zero(String),
+    #[error("invalid date `{0}`: expected YYYY-MM-DD or RFC 3339 (2026-03-01T00:00:00Z)")]
+    Date(String),
+}
+
 /// Parses `172800s`, `30m`, `48h`, `90d`, `2w` into seconds. Zero or negative is rejected:
 /// every duration the product takes (step, horizon, history, alert window) must be positive,
 /// except `lead_time`, which uses [`parse_duration_allow_zero`].
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, TimeError> {
     let secs = parse_duration_allow_zero(text)?;
     if secs == 0 {
-        return Err(format!("duration `{text}` must be greater than zero"));
+        return Err(TimeError::Zero(text.to_string()));
     }
     Ok(secs)
 }
 
 /// Like [`parse_duration`] but accepts `0d`.
-pub fn parse_duration_allow_zero(text: &str) -> Result<i64, String> {
+pub fn parse_duration_allow_zero(text: &str) -> Result<i64, TimeError> {
     let t = text.trim();
-    let bad = || {
-        format!("invalid duration `{text}`: expected a positive number with a unit s, m, h, d or w (e.g. `48h`, `90d`)")
-    };
+    let bad = || TimeError::Duration(text.to_string());
     if t.starts_with('-') {
-        return Err(format!("duration `{text}` must not be negative"));
+        return Err(TimeError::Negative(text.to_string()));
     }
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
     let (num, unit) = t.split_at(split);
@@ -53,17 +64,12 @@ pub fn format_duration(secs: i64) -> String {
 
 /// Parses an instant given on the command line or in config: `YYYY-MM-DD` (midnight UTC) or
 /// RFC 3339 with any offset.
-pub fn parse_date(text: &str) -> Result<i64, String> {
+pub fn parse_date(text: &str) -> Result<i64, TimeError> {
     let t = text.trim();
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .map(|dt| dt.and_utc().timestamp())
-            .ok_or_else(|| format!("invalid date `{text}`"));
+        return d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp()).ok_or_else(|| TimeError::Date(text.into()));
     }
-    DateTime::parse_from_rfc3339(t)
-        .map(|dt| dt.timestamp())
-        .map_err(|_| format!("invalid date `{text}`: expected YYYY-MM-DD or RFC 3339 (2026-03-01T00:00:00Z)"))
+    DateTime::parse_from_rfc3339(t).map(|dt| dt.timestamp()).map_err(|_| TimeError::Date(text.to_string()))
 }
 
 /// RFC 3339 in UTC with a `Z` suffix and whole seconds, as every output writes instants.
@@ -91,8 +97,8 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(90 * 86400));
         assert_eq!(parse_duration("2w"), Ok(1209600));
         assert_eq!(parse_duration("1.5h"), Ok(5400));
-        assert!(parse_duration("0d").unwrap_err().contains("greater than zero"));
-        assert!(parse_duration("-3d").unwrap_err().contains("negative"));
+        assert_eq!(parse_duration("0d"), Err(TimeError::Zero("0d".into())));
+        assert!(parse_duration("-3d").unwrap_err().to_string().contains("negative"));
         assert!(parse_duration("3x").is_err());
         assert!(parse_duration("h").is_err());
         assert_eq!(parse_duration_allow_zero("0d"), Ok(0));

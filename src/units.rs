@@ -2,6 +2,19 @@
 //! `"450 TB"` or `"420GiB"` in the config, and writing values back with a readable prefix
 //! (`412.3 TiB`, `1.25k connections`).
 
+/// A quantity that cannot be read, with the text as written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("`{0}` does not start with a number")]
+    NoNumber(String),
+    #[error("`{0}` is not a finite number")]
+    NotFinite(String),
+    #[error(
+        "`{text}`: unknown unit `{unit}` (write a number with an optional prefix k, M, G, T, P, Ki, Mi, Gi, Ti, Pi and {expected} or nothing, or a percentage of capacity such as \"85%\")"
+    )]
+    Unit { text: String, unit: String, expected: String },
+}
+
 /// A quantity read from the config.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quantity {
@@ -24,16 +37,16 @@ const DECIMAL: [(&str, f64); 6] = [("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e1
 /// Reads `NUMBER [PREFIX][UNIT]` or `NUMBER%`. The unit may be left out, or be `B` for bytes,
 /// or the resource's own `unit` (singular or plural, any case): `"16 cores"`, `"1.5k"`,
 /// `"450 TB"`, `"420GiB"`, `"4.5e14"`.
-pub fn parse_quantity(text: &str, unit: Option<&str>) -> Result<Quantity, String> {
+pub fn parse_quantity(text: &str, unit: Option<&str>) -> Result<Quantity, QuantityError> {
     let t = text.trim();
     let split = (1..=t.len()).rev().filter(|&i| t.is_char_boundary(i)).find(|&i| t[..i].parse::<f64>().is_ok());
     let Some(split) = split else {
-        return Err(format!("`{text}` does not start with a number"));
+        return Err(QuantityError::NoNumber(text.to_string()));
     };
     let number: f64 = t[..split].parse().unwrap_or(f64::NAN);
     let rest = t[split..].trim();
     if !number.is_finite() {
-        return Err(format!("`{text}` is not a finite number"));
+        return Err(QuantityError::NotFinite(text.to_string()));
     }
     if rest == "%" {
         return Ok(Quantity::Fraction(number / 100.0));
@@ -60,9 +73,7 @@ pub fn parse_quantity(text: &str, unit: Option<&str>) -> Result<Quantity, String
         Some(u) => format!("`{u}`, `B`"),
         None => "`B`".to_string(),
     };
-    Err(format!(
-        "`{text}`: unknown unit `{rest}` (write a number with an optional prefix k, M, G, T, P, Ki, Mi, Gi, Ti, Pi and {expected} or nothing, or a percentage of capacity such as \"85%\")"
-    ))
+    Err(QuantityError::Unit { text: text.to_string(), unit: rest.to_string(), expected })
 }
 
 /// A value in `unit` with a readable prefix: bytes in binary prefixes (`412.3 TiB`), other
@@ -109,8 +120,8 @@ mod tests {
         assert_eq!(u("1 core", Some("cores")), Quantity::Units(1.0));
         assert_eq!(u("1.5k connections", Some("connections")), Quantity::Units(1500.0));
         assert_eq!(u("85%", Some("bytes")), Quantity::Fraction(0.85));
-        assert!(parse_quantity("16 tasks", Some("cores")).unwrap_err().contains("unknown unit `tasks`"));
-        assert!(parse_quantity("lots", None).unwrap_err().contains("does not start with a number"));
+        assert!(parse_quantity("16 tasks", Some("cores")).unwrap_err().to_string().contains("unknown unit `tasks`"));
+        assert!(parse_quantity("lots", None).unwrap_err().to_string().contains("does not start with a number"));
         assert!(parse_quantity("inf", None).is_err());
     }
 

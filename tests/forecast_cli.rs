@@ -138,7 +138,7 @@ fn bad_flags_give_one_clear_error() {
     let csv = hourly_csv(100);
     assert_error(
         &forecast(csv.as_bytes(), "a.csv", &["--horizon", "0h"]),
-        "--horizon: duration `0h` must be greater than zero",
+        "'--horizon <HORIZON>': duration `0h` must be greater than zero",
     );
     assert_error(&forecast(csv.as_bytes(), "a.csv", &["--horizon", "-3h"]), "must not be negative");
     assert_error(&forecast(csv.as_bytes(), "a.csv", &["--level", "1.5"]), "level = 1.5 must be between 0 and 1");
@@ -246,5 +246,7 @@ fn whatif_inline_contract() {
     // A bad scenario flag is one clear error.
     let bad = headroom().args(["whatif", "--input"]).arg(&path).args(["--capacity", "2027-01-15"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--capacity `2027-01-15`: expected DATE:FACTOR"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("'--capacity <CAPACITY>': `2027-01-15`: expected DATE:FACTOR")
+    );
 }

@@ -87,11 +87,20 @@ impl From<ApiIssue> for Issue {
     }
 }
 
+/// A GitLab call or setup that failed: where (the server, and the call) and what went wrong.
+/// Both are kept redacted, as text: a server may echo the token back in any part.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("[issues] GitLab {place}: {problem}")]
+pub struct GitLabError {
+    pub place: String,
+    pub problem: String,
+}
+
 impl GitLab {
     /// The client, with the token from `token_env`.
-    pub fn connect(cfg: &IssuesConfig) -> Result<GitLab, String> {
+    pub fn connect(cfg: &IssuesConfig) -> Result<GitLab, GitLabError> {
         let shown = cfg.url.clone();
-        let fail = |m: String| format!("[issues] GitLab {shown}: {m}");
+        let fail = |problem: String| GitLabError { place: shown.clone(), problem };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let token = std::env::var(&cfg.token_env)
             .map_err(|_| fail(format!("environment variable {} (token_env) is not set", cfg.token_env)))?;
@@ -128,7 +137,7 @@ impl GitLab {
     }
 
     /// Every issue (open and closed) carrying `label`, page by page.
-    pub fn issues(&self, label: &str) -> Result<Vec<Issue>, String> {
+    pub fn issues(&self, label: &str) -> Result<Vec<Issue>, GitLabError> {
         let mut out = vec![];
         let mut page = 1;
         for _ in 0..MAX_PAGES {
@@ -155,7 +164,7 @@ impl GitLab {
     }
 
     /// Uploads a file; the Markdown that shows it.
-    pub fn upload(&self, name: &str, bytes: &[u8]) -> Result<String, String> {
+    pub fn upload(&self, name: &str, bytes: &[u8]) -> Result<String, GitLabError> {
         let (_, body) = self.call(Method::POST, "/uploads", &[], Body::File { name, bytes })?;
         #[derive(Deserialize)]
         struct Uploaded {
@@ -167,7 +176,7 @@ impl GitLab {
     }
 
     /// Creates an issue; its project-local id.
-    pub fn create(&self, title: &str, description: &str, labels: &[String]) -> Result<u64, String> {
+    pub fn create(&self, title: &str, description: &str, labels: &[String]) -> Result<u64, GitLabError> {
         let body = serde_json::json!({"title": title, "description": description, "labels": labels.join(",")});
         let (_, answer) = self.call(Method::POST, "/issues", &[], Body::Json(body))?;
         let issue: ApiIssue =
@@ -177,12 +186,12 @@ impl GitLab {
 
     /// Edits an issue: `fields` as GitLab names them (title, description, add_labels,
     /// remove_labels, state_event).
-    pub fn edit(&self, iid: u64, fields: serde_json::Value) -> Result<(), String> {
+    pub fn edit(&self, iid: u64, fields: serde_json::Value) -> Result<(), GitLabError> {
         self.call(Method::PUT, &format!("/issues/{iid}"), &[], Body::Json(fields)).map(|_| ())
     }
 
     /// Adds a comment.
-    pub fn note(&self, iid: u64, body: &str) -> Result<(), String> {
+    pub fn note(&self, iid: u64, body: &str) -> Result<(), GitLabError> {
         let json = serde_json::json!({ "body": body });
         self.call(Method::POST, &format!("/issues/{iid}/notes"), &[], Body::Json(json)).map(|_| ())
     }
@@ -192,8 +201,8 @@ impl GitLab {
         self.redactor.redact(text)
     }
 
-    fn fail(&self, method: &str, path: &str, m: &str) -> String {
-        self.redact(&format!("[issues] GitLab {}: {method} {path}: {m}", self.shown))
+    fn fail(&self, method: &str, path: &str, m: &str) -> GitLabError {
+        GitLabError { place: self.redact(&format!("{}: {method} {path}", self.shown)), problem: self.redact(m) }
     }
 
     /// One call with retries: 5xx, timeouts and connection failures with backoff up to
@@ -204,7 +213,7 @@ impl GitLab {
         path: &str,
         query: &[(&str, String)],
         body: Body,
-    ) -> Result<(HeaderMap, Vec<u8>), String> {
+    ) -> Result<(HeaderMap, Vec<u8>), GitLabError> {
         let url = format!("{}{path}", self.base);
         let (mut attempt, mut limited) = (0u32, 0u32);
         loop {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::config::IssuesConfig;
 use crate::outcome::RunResult;
-use gitlab::GitLab;
+use gitlab::{GitLab, GitLabError};
 use plan::{Call, PLOT_SLOT, Plan};
 
 /// Groups in a row whose calls failed, after which the rest are not tried: the tracker is
@@ -34,14 +34,14 @@ pub fn sync(run: &RunResult, cfg: &IssuesConfig, plots: &BTreeMap<String, PathBu
     let gitlab = match GitLab::connect(cfg) {
         Ok(g) => g,
         Err(e) => {
-            out.errors.push(e);
+            out.errors.push(e.to_string());
             return out;
         }
     };
     let issues = match gitlab.issues(&cfg.labels[0]) {
         Ok(i) => i,
         Err(e) => {
-            out.errors.push(e);
+            out.errors.push(e.to_string());
             return out;
         }
     };
@@ -67,7 +67,7 @@ pub fn sync(run: &RunResult, cfg: &IssuesConfig, plots: &BTreeMap<String, PathBu
             }
             Err((n, e)) => {
                 out.calls_made += n;
-                out.errors.push(format!("{e} (issue for {})", gitlab.redact(&p.key)));
+                out.errors.push(format!("{} (issue for {})", crate::error::line(&e), gitlab.redact(&p.key)));
                 failed_in_a_row += 1;
             }
         }
@@ -77,7 +77,20 @@ pub fn sync(run: &RunResult, cfg: &IssuesConfig, plots: &BTreeMap<String, PathBu
 
 /// One group's calls in order; a failure stops the group's remaining calls. Calls made, or
 /// the calls made and the failure.
-fn apply(g: &GitLab, calls: &[Call]) -> Result<usize, (usize, String)> {
+/// Why one group's calls stopped.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error(transparent)]
+    GitLab(#[from] GitLabError),
+    #[error("[issues] cannot read {}", path.display())]
+    Plot {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn apply(g: &GitLab, calls: &[Call]) -> Result<usize, (usize, CallError)> {
     let mut plot = String::new();
     let mut made = 0;
     let with_plot = |text: &str, plot: &str| text.replace(PLOT_SLOT, plot);
@@ -85,12 +98,12 @@ fn apply(g: &GitLab, calls: &[Call]) -> Result<usize, (usize, String)> {
         match c {
             Call::Upload { file } => {
                 let bytes =
-                    std::fs::read(file).map_err(|e| (made, format!("[issues] cannot read {}: {e}", file.display())))?;
+                    std::fs::read(file).map_err(|source| (made, CallError::Plot { path: file.clone(), source }))?;
                 let name = file.file_name().map_or("plot.png".into(), |n| n.to_string_lossy().to_string());
-                plot = g.upload(&name, &bytes).map_err(|e| (made, e))?;
+                plot = g.upload(&name, &bytes).map_err(|e| (made, e.into()))?;
             }
             Call::Create { title, description, labels } => {
-                g.create(title, &with_plot(description, &plot), labels).map_err(|e| (made, e))?;
+                g.create(title, &with_plot(description, &plot), labels).map_err(|e| (made, e.into()))?;
             }
             Call::Edit { iid, title, description, add_labels, remove_labels, state_event } => {
                 let mut fields = serde_json::Map::new();
@@ -109,9 +122,9 @@ fn apply(g: &GitLab, calls: &[Call]) -> Result<usize, (usize, String)> {
                 if let Some(s) = state_event {
                     fields.insert("state_event".into(), (*s).into());
                 }
-                g.edit(*iid, fields.into()).map_err(|e| (made, e))?;
+                g.edit(*iid, fields.into()).map_err(|e| (made, e.into()))?;
             }
-            Call::Note { iid, body } => g.note(*iid, &with_plot(body, &plot)).map_err(|e| (made, e))?,
+            Call::Note { iid, body } => g.note(*iid, &with_plot(body, &plot)).map_err(|e| (made, e.into()))?,
         }
         made += 1;
     }

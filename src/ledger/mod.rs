@@ -73,24 +73,40 @@ pub struct Contents {
     pub reachable: bool,
 }
 
+/// A ledger that cannot be opened, listed, read or written. The cause is kept as text,
+/// redacted and on one line: object store errors can carry signed URLs and credentials.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("ledger {place}: {what}: {cause}")]
+pub struct LedgerError {
+    pub place: String,
+    pub what: String,
+    pub cause: String,
+}
+
 impl Ledger {
-    pub fn open(cfg: &LedgerConfig) -> Result<Ledger, String> {
+    pub fn open(cfg: &LedgerConfig) -> Result<Ledger, LedgerError> {
         let mut redactor = Redactor::default();
         for v in SECRET_VARS {
             if let Ok(s) = std::env::var(v) {
                 redactor.add(&s);
             }
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("ledger: cannot start the I/O runtime: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| LedgerError {
+            place: String::new(),
+            what: "cannot start the I/O runtime".into(),
+            cause: e.to_string(),
+        })?;
         let (store, prefix, shown): (Arc<dyn ObjectStore>, StorePath, String) = match &cfg.place {
             LedgerPlace::Path(p) => {
                 let shown = p.display().to_string();
-                std::fs::create_dir_all(p).map_err(|e| format!("ledger {shown}: cannot create the folder: {e}"))?;
+                let fail = |what: &str, e: &dyn std::fmt::Display| LedgerError {
+                    place: shown.clone(),
+                    what: what.into(),
+                    cause: one_line(&e.to_string()),
+                };
+                std::fs::create_dir_all(p).map_err(|e| fail("cannot create the folder", &e))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(p)
-                    .map_err(|e| format!("ledger {shown}: {e}"))?;
+                    .map_err(|e| fail("cannot open the folder", &e))?;
                 (Arc::new(fs), StorePath::default(), shown)
             }
             LedgerPlace::Url(u) => {
@@ -121,15 +137,20 @@ impl Ledger {
                         .build()
                         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
                 };
-                let store = built.map_err(|e| one_line(&redactor.redact(&format!("ledger {u}: {e}"))))?;
+                let store = built.map_err(|e| LedgerError {
+                    place: u.clone(),
+                    what: "cannot open the bucket".into(),
+                    cause: one_line(&redactor.redact(&e.to_string())),
+                })?;
                 (store, prefix, u.clone())
             }
         };
         Ok(Ledger { store, prefix, shown, runtime, redactor })
     }
 
-    fn fail(&self, what: &str, e: impl std::fmt::Display) -> String {
-        one_line(&self.redactor.redact(&format!("ledger {}: {what}: {e}", self.shown)))
+    fn fail(&self, what: &str, e: impl std::fmt::Display) -> LedgerError {
+        let cause = one_line(&self.redactor.redact(&e.to_string()));
+        LedgerError { place: self.redactor.redact(&self.shown), what: what.to_string(), cause }
     }
 
     fn runs_prefix(&self) -> StorePath {
@@ -137,7 +158,7 @@ impl Ledger {
     }
 
     /// The run files kept, oldest first.
-    pub fn list(&self) -> Result<Vec<RunFile>, String> {
+    pub fn list(&self) -> Result<Vec<RunFile>, LedgerError> {
         let prefix = self.runs_prefix();
         let listed = self
             .runtime
@@ -163,29 +184,38 @@ impl Ledger {
         let runs = match self.list() {
             Ok(r) => r,
             Err(e) => {
-                c.errors.push(e);
+                c.errors.push(e.to_string());
                 return c;
             }
         };
         c.reachable = true;
         // Fetched one after another, decoded in parallel.
-        let fetched: Vec<(RunFile, Result<Vec<u8>, String>)> = runs
+        let unreadable =
+            |run: &RunFile, e: &dyn std::fmt::Display| self.fail(&format!("cannot read runs/{}", run.name), e);
+        let fetched: Vec<(RunFile, Result<Vec<u8>, LedgerError>)> = runs
             .into_iter()
             .map(|run| {
                 let path = self.runs_prefix().join(run.name.as_str());
                 let bytes = self.runtime.block_on(async { self.store.get(&path).await?.bytes().await });
-                (run, bytes.map(|b| b.to_vec()).map_err(|e| e.to_string()))
+                let bytes = bytes.map(|b| b.to_vec()).map_err(|e| unreadable(&run, &e));
+                (run, bytes)
             })
             .collect();
-        let decoded: Vec<(RunFile, Result<Vec<PastForecast>, String>)> =
-            fetched.into_par_iter().map(|(run, bytes)| (run, bytes.and_then(|b| table::decode(&b)))).collect();
+        let decoded: Vec<(RunFile, Result<Vec<PastForecast>, LedgerError>)> = fetched
+            .into_par_iter()
+            .map(|(run, bytes)| {
+                let forecasts =
+                    bytes.and_then(|b| table::decode(&b).map_err(|e| unreadable(&run, &crate::error::line(&e))));
+                (run, forecasts)
+            })
+            .collect();
         for (run, result) in decoded {
             match result {
                 Ok(f) => {
                     c.runs.push(RunFile { resources: f.len(), ..run });
                     c.forecasts.extend(f);
                 }
-                Err(e) => c.errors.push(self.fail(&format!("cannot read runs/{}", run.name), e)),
+                Err(e) => c.errors.push(e.to_string()),
             }
         }
         c
@@ -193,8 +223,8 @@ impl Ledger {
 
     /// Writes one run's forecasts; None when the same file is already there (a rerun that
     /// forecast the same). Never replaces an existing file.
-    pub fn write(&self, as_of: i64, forecasts: &[PastForecast]) -> Result<Option<String>, String> {
-        let bytes = table::encode(forecasts).map_err(|e| self.fail("cannot encode the run", e))?;
+    pub fn write(&self, as_of: i64, forecasts: &[PastForecast]) -> Result<Option<String>, LedgerError> {
+        let bytes = table::encode(forecasts).map_err(|e| self.fail("cannot encode the run", crate::error::line(&e)))?;
         let name = file_name(as_of, &bytes);
         let path = self.runs_prefix().join(name.as_str());
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -206,7 +236,7 @@ impl Ledger {
     }
 
     /// Deletes the runs older than `keep` before `as_of`; returns how many went.
-    pub fn prune(&self, as_of: i64, keep: i64) -> Result<usize, String> {
+    pub fn prune(&self, as_of: i64, keep: i64) -> Result<usize, LedgerError> {
         let old: Vec<RunFile> = self.list()?.into_iter().filter(|r| r.as_of < as_of - keep).collect();
         for r in &old {
             let path = self.runs_prefix().join(r.name.as_str());
@@ -253,7 +283,7 @@ pub fn backfill(
     dates: &[i64],
     shard: Option<Shard>,
     sha: &str,
-) -> Result<usize, String> {
+) -> Result<usize, LedgerError> {
     let none = HashMap::new();
     let track = Track { earlier: &none, config_sha256: sha };
     let mut written = 0;

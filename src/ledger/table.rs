@@ -61,8 +61,22 @@ impl Rows {
     }
 }
 
+/// A run file that cannot be written or read back as one.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot encode the run")]
+    Encode(#[source] PolarsError),
+    #[error("not a readable Parquet file")]
+    Unreadable(#[source] PolarsError),
+    #[error("written by a newer headroom (ledger version {0}; this build reads {VERSION})")]
+    Newer(i32),
+    /// A column or a row unlike what [`encode`] writes, in words.
+    #[error("{0}")]
+    Shape(String),
+}
+
 /// The Parquet bytes of one run's forecasts (the same forecasts give the same bytes).
-pub fn encode(forecasts: &[PastForecast]) -> Result<Vec<u8>, String> {
+pub fn encode(forecasts: &[PastForecast]) -> Result<Vec<u8>, TableError> {
     let mut r = Rows::default();
     for p in forecasts {
         r.push("resource", p, None, None);
@@ -94,35 +108,41 @@ pub fn encode(forecasts: &[PastForecast]) -> Result<Vec<u8>, String> {
         Column::new("probability".into(), r.probability),
         Column::new("already_breached".into(), r.already),
     ])
-    .map_err(|e| e.to_string())?;
+    .map_err(TableError::Encode)?;
     let mut out = vec![];
     ParquetWriter::new(&mut out)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(&mut df)
-        .map_err(|e| e.to_string())?;
+        .map_err(TableError::Encode)?;
     Ok(out)
 }
 
+fn shape(text: String) -> TableError {
+    TableError::Shape(text)
+}
+
 /// The forecasts in Parquet bytes written by [`encode`]; an error says what is wrong.
-pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
-    let df =
-        ParquetReader::new(Cursor::new(bytes)).finish().map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    let col = |name: &str| df.column(name).map_err(|_| format!("no `{name}` column"));
-    let ints = |name: &str| -> Result<Vec<Option<i64>>, String> {
-        Ok(col(name)?.i64().map_err(|_| format!("`{name}` is not a 64-bit integer column"))?.iter().collect())
+pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, TableError> {
+    let df = ParquetReader::new(Cursor::new(bytes)).finish().map_err(TableError::Unreadable)?;
+    let col = |name: &str| df.column(name).map_err(|_| shape(format!("no `{name}` column")));
+    let ints = |name: &str| -> Result<Vec<Option<i64>>, TableError> {
+        Ok(col(name)?.i64().map_err(|_| shape(format!("`{name}` is not a 64-bit integer column")))?.iter().collect())
     };
-    let floats = |name: &str| -> Result<Vec<Option<f64>>, String> {
-        Ok(col(name)?.f64().map_err(|_| format!("`{name}` is not a float column"))?.iter().collect())
+    let floats = |name: &str| -> Result<Vec<Option<f64>>, TableError> {
+        Ok(col(name)?.f64().map_err(|_| shape(format!("`{name}` is not a float column")))?.iter().collect())
     };
     // Text borrowed from the frame: a String is made once per forecast, not per row.
-    fn strs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>, String> {
-        let c = df.column(name).map_err(|_| format!("no `{name}` column"))?;
-        Ok(c.str().map_err(|_| format!("`{name}` is not a text column"))?.iter().collect())
+    fn strs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>, TableError> {
+        let c = df.column(name).map_err(|_| shape(format!("no `{name}` column")))?;
+        Ok(c.str().map_err(|_| shape(format!("`{name}` is not a text column")))?.iter().collect())
     }
-    let version: Vec<Option<i32>> =
-        col("ledger_version")?.i32().map_err(|_| "`ledger_version` is not an i32 column")?.iter().collect();
+    let version: Vec<Option<i32>> = col("ledger_version")?
+        .i32()
+        .map_err(|_| shape("`ledger_version` is not an i32 column".into()))?
+        .iter()
+        .collect();
     if let Some(v) = version.iter().flatten().find(|v| **v != VERSION) {
-        return Err(format!("written by a newer headroom (ledger version {v}; this build reads {VERSION})"));
+        return Err(TableError::Newer(*v));
     }
     let (kind, resource, model, config) =
         (strs(&df, "kind")?, strs(&df, "resource")?, strs(&df, "model")?, strs(&df, "config_sha256")?);
@@ -138,19 +158,22 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
         floats("probability")?,
     );
     let threshold = strs(&df, "threshold")?;
-    let already: Vec<Option<bool>> =
-        col("already_breached")?.bool().map_err(|_| "`already_breached` is not a boolean column")?.iter().collect();
+    let already: Vec<Option<bool>> = col("already_breached")?
+        .bool()
+        .map_err(|_| shape("`already_breached` is not a boolean column".into()))?
+        .iter()
+        .collect();
     let mut out: Vec<PastForecast> = vec![];
     let mut at: BTreeMap<(&str, i64), usize> = BTreeMap::new();
     let mut last: Option<((&str, i64), usize)> = None;
     for i in 0..df.height() {
         let row = || format!("row {}", i + 1);
         let (Some(res), Some(a)) = (resource[i], as_of[i]) else {
-            return Err(format!("{}: no resource or as_of", row()));
+            return Err(TableError::Shape(format!("{}: no resource or as_of", row())));
         };
         if kind[i] == Some("resource") {
             if at.contains_key(&(res, a)) {
-                return Err(format!("{}: a second forecast of `{res}` as of {a}", row()));
+                return Err(TableError::Shape(format!("{}: a second forecast of `{res}` as of {a}", row())));
             }
             out.push(PastForecast {
                 resource: res.to_string(),
@@ -168,20 +191,25 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
         // Rows come grouped by forecast: the last group is nearly always the one.
         let k = match last {
             Some((key, k)) if key == (res, a) => k,
-            _ => *at.get(&(res, a)).ok_or_else(|| format!("{}: a row of `{res}` before its resource row", row()))?,
+            _ => *at
+                .get(&(res, a))
+                .ok_or_else(|| shape(format!("{}: a row of `{res}` before its resource row", row())))?,
         };
         last = Some(((res, a), k));
         match kind[i] {
             Some("resource") => {}
             Some("mark") => {
                 let (Some(t), Some(m), Some(lo), Some(hi)) = (t[i], mean[i], lower[i], upper[i]) else {
-                    return Err(format!("{}: a mark without t, mean, lower and upper", row()));
+                    return Err(TableError::Shape(format!("{}: a mark without t, mean, lower and upper", row())));
                 };
                 out[k].outline.push(Mark { t, mean: m, lower: lo, upper: hi });
             }
             Some("threshold") => {
                 let (Some(name), Some(v), Some(p)) = (threshold[i].map(String::from), value[i], probability[i]) else {
-                    return Err(format!("{}: a threshold without name, value and probability", row()));
+                    return Err(TableError::Shape(format!(
+                        "{}: a threshold without name, value and probability",
+                        row()
+                    )));
                 };
                 out[k].thresholds.push(PastThreshold {
                     name,
@@ -192,7 +220,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<PastForecast>, String> {
                     already_breached: already[i].unwrap_or(false),
                 });
             }
-            other => return Err(format!("{}: unknown row kind {other:?}", row())),
+            other => return Err(TableError::Shape(format!("{}: unknown row kind {other:?}", row()))),
         }
     }
     Ok(out)
@@ -238,7 +266,7 @@ mod tests {
         let mut bytes = vec![];
         ParquetWriter::new(&mut bytes).finish(&mut df).unwrap();
         let e = decode(&bytes).unwrap_err();
-        assert!(e.contains("newer headroom (ledger version 2"), "{e}");
+        assert!(e.to_string().contains("newer headroom (ledger version 2"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::overview;
 use super::track::{self, Table, TrackTables};
-use super::{Exporter, Report, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
+use super::{Exporter, Report, ReportError, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
 use crate::outcome::{ResourceForecast, RunResult, View};
 use crate::time::{day, format_duration, rfc3339};
 use crate::track::{Bin, FleetLead};
@@ -187,7 +187,7 @@ impl Exporter for Page {
         "index.html"
     }
 
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         let as_of = run.as_of;
         let mut h = String::new();

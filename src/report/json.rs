@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::stream::Streamer;
-use super::{Exporter, Report, sig4};
+use super::{Exporter, Report, ReportError, sig4};
 use crate::breach::Breach;
 use crate::model::Forecast;
 use crate::outcome::{ResourceForecast, RunResult, Shift};
@@ -21,7 +21,7 @@ impl Exporter for ForecastsJson {
         "forecasts.json"
     }
 
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         // Keys in sorted order (as a JSON map prints them); resources are built one at a
         // time while writing, so a large fleet never has its whole document as values.
@@ -53,9 +53,9 @@ impl Exporter for ForecastsJson {
             version: &report.meta.version,
         };
         if compact(report) {
-            serde_json::to_vec(&doc).map_err(|e| e.to_string())
+            serde_json::to_vec(&doc).map_err(ReportError::Encode)
         } else {
-            serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())
+            serde_json::to_vec_pretty(&doc).map_err(ReportError::Encode)
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report, escape_xml as esc, level, percent, threshold};
+use super::{Exporter, Report, ReportError, escape_xml as esc, level, percent, threshold};
 use crate::outcome::{ResourceForecast, View};
 use crate::time::{format_duration, rfc3339};
 
@@ -15,7 +15,7 @@ impl Exporter for Junit {
         "junit.xml"
     }
 
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         let failures = run.resources.iter().filter(|r| hard_alert(r, &r.view(run.as_of)).is_some()).count();
         let tests = run.resources.len() + run.errors.len();

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::track::{self, Table, TrackTables};
-use super::{Exporter, Report, level, opt_day, percent, threshold};
+use super::{Exporter, Report, ReportError, level, opt_day, percent, threshold};
 use crate::outcome::{RunResult, View};
 use crate::time::{day, rfc3339};
 
@@ -14,7 +14,7 @@ impl Exporter for Summary {
         "summary.md"
     }
 
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         let mut s = String::new();
         let _ = writeln!(s, "# Capacity forecast as of {}\n", rfc3339(run.as_of));

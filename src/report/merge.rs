@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stream::{Drawn, PathWriter, Plots, Rows, Streamer, plotted, with_paths};
-use super::{PlotMode, RunMeta};
+use super::{Cause, PlotMode, ReportError, RunMeta};
 use crate::outcome::{ResourceForecast, RunResult, rank};
 
 /// The summaries a shard leaves for `merge`, beside its own reports.
@@ -46,24 +46,24 @@ pub struct Merged {
     pub plot_errors: Vec<String>,
 }
 
-pub fn write_shard_file(out: &Path, shard: &ShardFile) -> Result<(), String> {
-    let bytes = serde_json::to_vec(shard).map_err(|e| e.to_string())?;
+pub fn write_shard_file(out: &Path, shard: &ShardFile) -> Result<(), ReportError> {
+    let bytes = serde_json::to_vec(shard).map_err(ReportError::Encode)?;
     super::write_atomic(&out.join(SHARD_FILE), &bytes)
 }
 
 /// Reads every shard folder and writes the merged plots and path files into `out`; the
 /// caller writes the other reports from the result.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, ReportError> {
+    const HINT: &str = " (is this the --out folder of a `headroom run --shard I/N`?)";
     let mut shards: Vec<(PathBuf, ShardFile)> = vec![];
     for d in dirs {
         let path = d.join(SHARD_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            format!("{}: {e} (is this the --out folder of a `headroom run --shard I/N`?)", path.display())
-        })?;
-        let s: ShardFile = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let read = |source: Cause| ReportError::Read { path: path.clone(), hint: HINT, source };
+        let bytes = std::fs::read(&path).map_err(|e| read(e.into()))?;
+        let s: ShardFile = serde_json::from_slice(&bytes).map_err(|e| read(e.into()))?;
         shards.push((d.clone(), s));
     }
-    let Some((_, first)) = shards.first() else { return Err("no shard folders given".into()) };
+    let Some((_, first)) = shards.first() else { return Err(ReportError::Shards("no shard folders given".into())) };
     let count = first.run.shard.map_or(0, |s| s.count);
     let mut seen = vec![false; count];
     for (dir, s) in &shards {
@@ -75,19 +75,26 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
             && s.plots == first.plots
             && s.full == first.full;
         if !same {
-            return Err(format!(
+            return Err(ReportError::Shards(format!(
                 "{at}: a shard of a different run (version, config, as-of date, --plots or --full differ from {})",
                 shards[0].0.display()
-            ));
+            )));
         }
         match s.run.shard {
             Some(sh) if sh.count == count && !seen[sh.index - 1] => seen[sh.index - 1] = true,
-            Some(sh) => return Err(format!("{at}: shard {sh} repeats or does not belong with {count} shards")),
-            None => return Err(format!("{at}: not a sharded run")),
+            Some(sh) => {
+                return Err(ReportError::Shards(format!(
+                    "{at}: shard {sh} repeats or does not belong with {count} shards"
+                )));
+            }
+            None => return Err(ReportError::Shards(format!("{at}: not a sharded run"))),
         }
     }
     if let Some(missing) = seen.iter().position(|s| !s) {
-        return Err(format!("shard {}/{count} is missing: give every shard's folder", missing + 1));
+        return Err(ReportError::Shards(format!(
+            "shard {}/{count} is missing: give every shard's folder",
+            missing + 1
+        )));
     }
 
     // Summaries: every resource once; source-level errors and notes are the same in every shard.
@@ -121,14 +128,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
     let mut plots = Plots::new();
     let mut plot_errors = vec![];
     for r in plotted(first.plots, run.total, first.full, &run.resources) {
-        let copied = (|| -> Result<Drawn, String> {
-            let slug = slugs.get(&r.name).ok_or("no file name for it in the shard files")?;
+        let copied = (|| -> Result<Drawn, ReportError> {
+            let slug = slugs.get(&r.name).ok_or(ReportError::Plot("no file name for it in the shard files".into()))?;
             let from = shards[owner[&r.name]].0.join("plots");
             let mut drawn = Drawn::default();
             for ext in ["png", "svg", "json"] {
                 let name = format!("{slug}.{ext}");
-                let bytes =
-                    std::fs::read(from.join(&name)).map_err(|e| format!("{}: {e}", from.join(&name).display()))?;
+                let path = from.join(&name);
+                let bytes = std::fs::read(&path).map_err(|e| ReportError::Read { path, hint: "", source: e.into() })?;
                 super::write_atomic(&plots_dir.join(&name), &bytes)?;
                 match ext {
                     "svg" if inline => drawn.svg = String::from_utf8_lossy(&bytes).into_owned(),
@@ -142,7 +149,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, String> {
             Ok(d) => {
                 plots.insert(r.name.clone(), d);
             }
-            Err(e) => plot_errors.push(format!("resource {}: plot: {e}", r.name)),
+            Err(e) => plot_errors.push(format!("resource {}: plot: {}", r.name, crate::error::line(&e))),
         }
     }
 
@@ -182,12 +189,12 @@ struct PathRows {
 }
 
 impl PathRows {
-    fn read(path: &Path, with_scenario: bool) -> Result<PathRows, String> {
-        let fail = |e: String| format!("{}: {e}", path.display());
-        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-        let df = ParquetReader::new(file).finish().map_err(|e| fail(e.to_string()))?;
+    fn read(path: &Path, with_scenario: bool) -> Result<PathRows, ReportError> {
+        let fail = |source: Cause| ReportError::Read { path: path.to_path_buf(), hint: "", source };
+        let file = std::fs::File::open(path).map_err(|e| fail(e.into()))?;
+        let df = ParquetReader::new(file).finish().map_err(|e| fail(e.into()))?;
         let mut at: HashMap<String, (usize, usize)> = HashMap::new();
-        let names = df.column("resource").and_then(|c| c.str().cloned()).map_err(|e| fail(e.to_string()))?;
+        let names = df.column("resource").and_then(|c| c.str().cloned()).map_err(|e| fail(e.into()))?;
         let mut run: Option<(String, usize)> = None;
         for (i, name) in names.iter().enumerate() {
             let name = name.unwrap_or_default();
@@ -206,7 +213,7 @@ impl PathRows {
         Ok(PathRows { df, at, with_scenario })
     }
 
-    fn rows(&self, name: &str) -> Result<Option<Rows>, String> {
+    fn rows(&self, name: &str) -> Result<Option<Rows>, ReportError> {
         let Some(&(start, len)) = self.at.get(name) else { return Ok(None) };
         let part = self.df.slice(start as i64, len);
         let text = |c: &str| -> Result<Vec<String>, PolarsError> {
@@ -226,6 +233,6 @@ impl PathRows {
                 upper: num("upper")?,
             })
         })();
-        rows.map(Some).map_err(|e| format!("resource {name}: {e}"))
+        rows.map(Some).map_err(|source| ReportError::Rows { name: name.to_string(), source })
     }
 }

@@ -16,7 +16,7 @@ pub mod track;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::outcome::{ResourceForecast, RunResult};
 pub use crate::units::fmt_value;
@@ -57,10 +57,53 @@ impl Report<'_> {
     }
 }
 
+/// The cause of a report error: an I/O, Parquet or JSON error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A report that could not be written, naming the file; the cause is the `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    /// Reading back what a run wrote (merging shards); `hint` says what the file should be.
+    #[error("cannot read {}{hint}", path.display())]
+    Read {
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: Cause,
+    },
+    #[error("cannot encode JSON")]
+    Encode(#[source] serde_json::Error),
+    /// Shard folders that do not make up one run.
+    #[error("{0}")]
+    Shards(String),
+    /// A plot that cannot be drawn (plotters, usvg and png say why in text).
+    #[error("{0}")]
+    Plot(String),
+    /// One resource's rows of a path file.
+    #[error("resource {name}")]
+    Rows {
+        name: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+}
+
+impl ReportError {
+    pub fn write(path: &Path) -> impl FnOnce(Cause) -> ReportError + '_ {
+        move |source| ReportError::Write { path: path.to_path_buf(), source }
+    }
+}
+
 /// One output file.
 pub trait Exporter {
     fn file_name(&self) -> &'static str;
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String>;
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError>;
 }
 
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
@@ -74,9 +117,10 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
 }
 
 /// Writes every exporter's file into `out`.
-pub fn write_all(out: &Path, report: &Report) -> Result<(), String> {
+pub fn write_all(out: &Path, report: &Report) -> Result<(), ReportError> {
     for e in exporters() {
-        let bytes = e.render(report).map_err(|m| format!("{}: {m}", e.file_name()))?;
+        let path = out.join(e.file_name());
+        let bytes = e.render(report).map_err(|m| ReportError::write(&path)(Box::new(m)))?;
         write_atomic(&out.join(e.file_name()), &bytes)?;
     }
     Ok(())
@@ -84,7 +128,7 @@ pub fn write_all(out: &Path, report: &Report) -> Result<(), String> {
 
 /// Writes a file so readers never see it half-written: a temporary file beside it, then a
 /// rename over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = std::fs::File::create(&tmp)
@@ -92,7 +136,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .and_then(|_| std::fs::rename(&tmp, path));
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        ReportError::write(path)(Box::new(e))
     })
 }
 

@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use resvg::{tiny_skia, usvg};
 
-use super::{percent, threshold};
+use super::{ReportError, percent, threshold};
 use crate::config::EventKind;
 use crate::outcome::{Detail, ResourceForecast};
 use crate::time::day;
@@ -37,22 +37,22 @@ fn raster_options() -> &'static usvg::Options<'static> {
 }
 
 /// Draws a resource's plot as SVG text.
-pub fn render_svg(r: &ResourceForecast, as_of: i64) -> Result<String, String> {
+pub fn render_svg(r: &ResourceForecast, as_of: i64) -> Result<String, ReportError> {
     raster_options();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let d = r.detail.as_ref().ok_or("no history and forecast left to draw (detail shed)")?;
-        draw(&root, r, d, as_of).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        let d = r.detail.as_ref().ok_or(plot_error("no history and forecast left to draw (detail shed)"))?;
+        draw(&root, r, d, as_of).map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
     }
     Ok(svg)
 }
 
 /// Rasterises an SVG plot to PNG bytes with the embedded font.
-pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
-    let tree = usvg::Tree::from_str(svg, raster_options()).map_err(|e| e.to_string())?;
-    let mut pixmap = tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or("cannot allocate the PNG canvas")?;
+pub fn rasterise(svg: &str) -> Result<Vec<u8>, ReportError> {
+    let tree = usvg::Tree::from_str(svg, raster_options()).map_err(plot_error)?;
+    let mut pixmap = tiny_skia::Pixmap::new(SIZE.0, SIZE.1).ok_or(plot_error("cannot allocate the PNG canvas"))?;
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
     // The plot is painted on opaque white, so premultiplied RGBA is plain RGB plus alpha.
     let rgb: Vec<u8> = pixmap.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
@@ -61,16 +61,21 @@ pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Fast);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
+    let mut writer = encoder.write_header().map_err(plot_error)?;
+    writer.write_image_data(&rgb).map_err(plot_error)?;
+    writer.finish().map_err(plot_error)?;
     Ok(png)
 }
 
+/// Drawing libraries' errors, as the text they give.
+fn plot_error(e: impl std::fmt::Display) -> ReportError {
+    ReportError::Plot(e.to_string())
+}
+
 /// Writes `<slug>.svg` and `<slug>.png` into `dir` (atomically) and returns the SVG.
-pub fn write(r: &ResourceForecast, as_of: i64, dir: &Path, slug: &str) -> Result<String, String> {
-    let svg = render_svg(r, as_of).map_err(|e| format!("{slug}: {e}"))?;
-    let png = rasterise(&svg).map_err(|e| format!("{slug}.png: {e}"))?;
+pub fn write(r: &ResourceForecast, as_of: i64, dir: &Path, slug: &str) -> Result<String, ReportError> {
+    let svg = render_svg(r, as_of).map_err(|e| ReportError::Plot(format!("{slug}: {}", crate::error::line(&e))))?;
+    let png = rasterise(&svg).map_err(|e| ReportError::Plot(format!("{slug}.png: {}", crate::error::line(&e))))?;
     super::write_atomic(&dir.join(format!("{slug}.svg")), svg.as_bytes())?;
     super::write_atomic(&dir.join(format!("{slug}.png")), &png)?;
     Ok(svg)

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Exporter, Report};
+use super::{Exporter, Report, ReportError};
 use crate::outcome::{ResourceForecast, RunResult};
 
 pub struct Textfile;
@@ -70,7 +70,7 @@ impl Exporter for Textfile {
         "headroom.prom"
     }
 
-    fn render(&self, report: &Report) -> Result<Vec<u8>, String> {
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         let mut s = String::new();
         family(

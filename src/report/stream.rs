@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use polars::prelude::*;
 
-use super::{PlotMode, plot};
+use super::{Cause, PlotMode, ReportError, plot};
+use crate::error;
 use crate::model::Forecast;
 use crate::outcome::{ResourceForecast, rank_order};
 use crate::pipeline::Sink;
@@ -56,8 +57,8 @@ pub struct Streamer {
     /// A large fleet's most urgent resources so far, with their detail: the best
     /// [`PLOT_BUDGET`] by rank, plotted and written at the end.
     kept: Vec<ResourceForecast>,
-    paths: Result<PathWriter, String>,
-    scenarios: Result<PathWriter, String>,
+    paths: Result<PathWriter, ReportError>,
+    scenarios: Result<PathWriter, ReportError>,
 }
 
 impl Streamer {
@@ -130,7 +131,7 @@ impl Streamer {
                 super::write_atomic(&self.plots_dir.join(format!("{slug}.json")), explore.as_bytes())?;
                 Ok(Drawn { svg, explore })
             }),
-            None => Err("no file name for it (not among the run's resources)".into()),
+            None => Err(ReportError::Plot("no file name for it (not among the run's resources)".into())),
         };
         match drawn {
             Ok(mut d) => {
@@ -139,7 +140,7 @@ impl Streamer {
                 }
                 lock(&self.drawn).insert(r.name.clone(), d);
             }
-            Err(e) => lock(&self.plot_errors).push(format!("resource {}: plot: {e}", r.name)),
+            Err(e) => lock(&self.plot_errors).push(format!("resource {}: plot: {}", r.name, error::line(&e))),
         }
     }
 
@@ -156,7 +157,7 @@ impl Streamer {
         let mut errors = self.plot_errors.into_inner().unwrap_or_else(|e| e.into_inner());
         for w in [self.paths, self.scenarios] {
             if let Err(e) = w.and_then(PathWriter::finish) {
-                errors.push(e);
+                errors.push(error::line(&e));
             }
         }
         (self.drawn.into_inner().unwrap_or_else(|e| e.into_inner()), errors)
@@ -240,7 +241,7 @@ pub struct PathWriter {
     rows: Rows,
     resources: usize,
     /// The first error writing a batch, reported by `finish`.
-    error: Option<String>,
+    error: Option<PolarsError>,
 }
 
 #[derive(Default)]
@@ -255,13 +256,13 @@ pub struct Rows {
 }
 
 impl PathWriter {
-    pub fn create(target: &Path, with_scenario: bool) -> Result<PathWriter, String> {
+    pub fn create(target: &Path, with_scenario: bool) -> Result<PathWriter, ReportError> {
         let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let fail = |e: String| format!("cannot write {}: {e}", target.display());
-        let file = File::create(&tmp).map_err(|e| fail(e.to_string()))?;
-        let schema = frame(Rows::default(), with_scenario).map_err(fail)?.schema().as_ref().clone();
-        let writer = ParquetWriter::new(file).batched(&schema).map_err(|e| fail(e.to_string()))?;
+        let fail = |e: Cause| ReportError::write(target)(e);
+        let file = File::create(&tmp).map_err(|e| fail(e.into()))?;
+        let schema = frame(Rows::default(), with_scenario).map_err(|e| fail(e.into()))?.schema().as_ref().clone();
+        let writer = ParquetWriter::new(file).batched(&schema).map_err(|e| fail(e.into()))?;
         Ok(PathWriter {
             target: target.to_path_buf(),
             tmp,
@@ -309,29 +310,28 @@ impl PathWriter {
             return;
         }
         let rows = std::mem::take(&mut self.rows);
-        let written =
-            frame(rows, self.with_scenario).and_then(|df| self.writer.write_batch(&df).map_err(|e| e.to_string()));
+        let written = frame(rows, self.with_scenario).and_then(|df| self.writer.write_batch(&df));
         if let Err(e) = written {
             self.error.get_or_insert(e);
         }
     }
 
-    pub fn finish(mut self) -> Result<(), String> {
+    pub fn finish(mut self) -> Result<(), ReportError> {
         self.flush();
-        let fail = |e: String| format!("cannot write {}: {e}", self.target.display());
+        let target = self.target.clone();
+        let fail = |e: Cause| ReportError::write(&target)(e);
         if let Some(e) = self.error.take() {
             let _ = std::fs::remove_file(&self.tmp);
-            return Err(fail(e));
+            return Err(fail(e.into()));
         }
-        self.writer.finish().map_err(|e| fail(e.to_string()))?;
-        std::fs::rename(&self.tmp, &self.target).map_err(|e| fail(e.to_string()))
+        self.writer.finish().map_err(|e| fail(e.into()))?;
+        std::fs::rename(&self.tmp, &self.target).map_err(|e| fail(e.into()))
     }
 }
 
-fn frame(rows: Rows, with_scenario: bool) -> Result<DataFrame, String> {
-    let timestamp = Column::new("timestamp".into(), rows.timestamp)
-        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-        .map_err(|e| e.to_string())?;
+fn frame(rows: Rows, with_scenario: bool) -> Result<DataFrame, PolarsError> {
+    let timestamp =
+        Column::new("timestamp".into(), rows.timestamp).cast(&DataType::Datetime(TimeUnit::Milliseconds, None))?;
     let mut columns = vec![];
     if with_scenario {
         columns.push(Column::new("scenario".into(), rows.scenario));
@@ -343,7 +343,7 @@ fn frame(rows: Rows, with_scenario: bool) -> Result<DataFrame, String> {
         Column::new("lower".into(), rows.lower),
         Column::new("upper".into(), rows.upper),
     ]);
-    DataFrame::new_infer_height(columns).map_err(|e| e.to_string())
+    DataFrame::new_infer_height(columns)
 }
 
 #[cfg(test)]

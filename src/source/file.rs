@@ -10,6 +10,45 @@ use polars::prelude::*;
 
 use super::{Pulled, RawSeries, SourceError};
 
+/// What is wrong with a file or a part of it, before the file is named (the caller adds its
+/// path).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot open")]
+    Open(#[source] std::sync::Arc<std::io::Error>),
+    /// polars could not read it as the format its name says (the message's first line).
+    #[error("not a readable {format} file: {message}")]
+    Unreadable { format: &'static str, message: String },
+    /// A column or a cell, said in words naming the line or row.
+    #[error("{0}")]
+    Content(String),
+}
+
+impl From<String> for FileError {
+    fn from(text: String) -> Self {
+        FileError::Content(text)
+    }
+}
+
+impl FileError {
+    fn open(e: std::io::Error) -> Self {
+        FileError::Open(std::sync::Arc::new(e))
+    }
+
+    fn unreadable(format: &'static str) -> impl Fn(PolarsError) -> FileError {
+        move |e| FileError::Unreadable { format, message: first_line(&e.to_string()) }
+    }
+
+    /// `file: problem`, as a source error of the whole file or of one series in it.
+    fn at(&self, shown: &str, resource: Option<String>) -> SourceError {
+        SourceError { resource, message: format!("{shown}: {}", crate::error::line(self)) }
+    }
+}
+
+fn polars(e: PolarsError) -> FileError {
+    FileError::Content(e.to_string())
+}
+
 /// Largest plausible Unix timestamp in seconds (year 5138). Anything above it is almost
 /// certainly milliseconds or finer, which we refuse rather than forecast the year 58000.
 const MAX_UNIX_SECONDS: f64 = 1e11;
@@ -74,10 +113,10 @@ pub fn read_files(files: &[PathBuf], opts: &FileOptions) -> Pulled {
 /// Reads one CSV or Parquet file into series.
 pub fn read_file(path: &Path, opts: &FileOptions) -> Result<Pulled, SourceError> {
     let shown = path.display().to_string();
-    let fail = |msg: String| SourceError::file(format!("{shown}: {msg}"));
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let fail = |e: FileError| e.at(&shown, None);
+    let meta = std::fs::metadata(path).map_err(|e| SourceError::file(format!("{shown}: cannot read: {e}")))?;
     if meta.len() == 0 {
-        return Err(fail("file is empty (expected a header line `timestamp,value` and data rows)".into()));
+        return Err(fail("file is empty (expected a header line `timestamp,value` and data rows)".to_string().into()));
     }
     let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| shown.clone());
@@ -109,7 +148,7 @@ fn read_parquet_slices(
     stem: &str,
     opts: &FileOptions,
     acc: &mut Collected,
-) -> Result<(), String> {
+) -> Result<(), FileError> {
     let mut offset = start;
     loop {
         let want = PARQUET_SLICE.min(start + len - offset);
@@ -127,8 +166,8 @@ fn read_parquet_slices(
 
 /// Reads deferred series, each from its file's rows; series next to each other in one file
 /// (a chunk of a run, in file order) are read with one pass over their rows.
-pub fn load(deferred: &[&Deferred]) -> Vec<Result<RawSeries, String>> {
-    let mut out: Vec<Option<Result<RawSeries, String>>> = vec![None; deferred.len()];
+pub fn load(deferred: &[&Deferred]) -> Vec<Result<RawSeries, SourceError>> {
+    let mut out: Vec<Option<Result<RawSeries, SourceError>>> = vec![None; deferred.len()];
     let mut order: Vec<usize> = (0..deferred.len()).collect();
     order.sort_by(|&a, &b| (&deferred[a].path, deferred[a].offset).cmp(&(&deferred[b].path, deferred[b].offset)));
     let mut k = 0;
@@ -154,28 +193,29 @@ pub fn load(deferred: &[&Deferred]) -> Vec<Result<RawSeries, String>> {
             Ok(Ok(mut pulled)) => {
                 let mut by_name: HashMap<String, RawSeries> =
                     pulled.series.drain(..).map(|s| (s.name.clone(), s)).collect();
-                let errors: HashMap<String, String> =
-                    pulled.errors.into_iter().filter_map(|e| e.resource.map(|r| (r, e.message))).collect();
+                let errors: HashMap<String, SourceError> =
+                    pulled.errors.into_iter().filter_map(|e| Some((e.resource.clone()?, e))).collect();
                 for &i in &order[k..j] {
                     let name = &deferred[i].name;
                     out[i] = Some(match (by_name.remove(name), errors.get(name)) {
                         (Some(s), _) => Ok(s),
                         (None, Some(e)) => Err(e.clone()),
-                        (None, None) => {
-                            Err(format!("{shown}: rows {}.. no longer hold this series", deferred[i].offset + 1))
-                        }
+                        (None, None) => Err(SourceError::file(format!(
+                            "{shown}: rows {}.. no longer hold this series",
+                            deferred[i].offset + 1
+                        ))),
                     });
                 }
             }
             Ok(Err(e)) | Err(e) => {
                 for &i in &order[k..j] {
-                    out[i] = Some(Err(format!("{shown}: {e}")));
+                    out[i] = Some(Err(e.at(&shown, None)));
                 }
             }
         }
         k = j;
     }
-    out.into_iter().map(|r| r.unwrap_or_else(|| Err("not read".into()))).collect()
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err(SourceError::file("not read")))).collect()
 }
 
 /// Rows of a Parquet file read at once.
@@ -186,7 +226,7 @@ const PARQUET_SLICE: usize = 1 << 20;
 struct Collected {
     out: Pulled,
     index: HashMap<String, usize>,
-    failed: HashMap<String, String>,
+    failed: HashMap<String, FileError>,
     nan_rows: usize,
     single: bool,
     /// Index only: note each series' rows instead of keeping its points.
@@ -206,7 +246,7 @@ struct Range {
 
 impl Collected {
     /// The indexed series, each deferred to its rows.
-    fn deferred(mut self, path: &Path, opts: &FileOptions, shown: &str) -> Result<Pulled, String> {
+    fn deferred(mut self, path: &Path, opts: &FileOptions, shown: &str) -> Result<Pulled, FileError> {
         for (s, r) in self.out.series.iter_mut().zip(&self.ranges) {
             s.deferred = Some(Box::new(Deferred {
                 name: s.name.clone(),
@@ -220,7 +260,7 @@ impl Collected {
         self.finish(shown)
     }
 
-    fn finish(mut self, shown: &str) -> Result<Pulled, String> {
+    fn finish(mut self, shown: &str) -> Result<Pulled, FileError> {
         if self.single {
             if let Some(msg) = self.failed.into_values().next() {
                 // A single-series file: its error is the file's.
@@ -228,12 +268,12 @@ impl Collected {
             }
             self.failed = HashMap::new();
         }
-        let mut failed: Vec<(String, String)> = self.failed.into_iter().collect();
-        failed.sort();
+        let mut failed: Vec<(String, FileError)> = self.failed.into_iter().collect();
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = self.out;
-        for (name, msg) in failed {
+        for (name, e) in failed {
             out.series.retain(|s| s.name != name);
-            out.errors.push(SourceError { resource: Some(name), message: format!("{shown}: {msg}") });
+            out.errors.push(e.at(shown, Some(name)));
         }
         for s in &mut out.series {
             s.timestamps.shrink_to_fit();
@@ -246,29 +286,24 @@ impl Collected {
     }
 }
 
-fn read_csv(path: &Path) -> Result<DataFrame, String> {
+fn read_csv(path: &Path) -> Result<DataFrame, FileError> {
     // Every column as text: we parse values ourselves so errors can name the line and value.
     let reader = CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .map_err(|e| format!("cannot open: {}", first_line(&e.to_string())))?;
-    reader.finish().map_err(|e| format!("not a readable CSV file: {}", first_line(&e.to_string())))
+        .map_err(|e| FileError::Content(format!("cannot open: {}", first_line(&e.to_string()))))?;
+    reader.finish().map_err(FileError::unreadable("CSV"))
 }
 
-fn parquet_rows(path: &Path) -> Result<usize, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    ParquetReader::new(file)
-        .num_rows()
-        .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e.to_string())))
+fn parquet_rows(path: &Path) -> Result<usize, FileError> {
+    let file = std::fs::File::open(path).map_err(FileError::open)?;
+    ParquetReader::new(file).num_rows().map_err(FileError::unreadable("Parquet"))
 }
 
-fn read_parquet(path: &Path, offset: usize, len: usize) -> Result<DataFrame, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    ParquetReader::new(file)
-        .with_slice(Some((offset, len)))
-        .finish()
-        .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e.to_string())))
+fn read_parquet(path: &Path, offset: usize, len: usize) -> Result<DataFrame, FileError> {
+    let file = std::fs::File::open(path).map_err(FileError::open)?;
+    ParquetReader::new(file).with_slice(Some((offset, len))).finish().map_err(FileError::unreadable("Parquet"))
 }
 
 fn first_line(s: &str) -> String {
@@ -287,7 +322,7 @@ fn to_series(
     locate: &dyn Fn(usize) -> String,
     offset: usize,
     acc: &mut Collected,
-) -> Result<(), String> {
+) -> Result<(), FileError> {
     // Column names as shown in errors: clipped, since a binary file's "header" is garbage.
     let mut names: Vec<String> = df.get_column_names().iter().take(5).map(|s| clip(s)).collect();
     if df.width() > 5 {
@@ -303,7 +338,7 @@ fn to_series(
     let val_col = find_column(df, value_name)
         .ok_or_else(|| format!("no `{value_name}` column in the header (found: {})", names.join(", ")))?;
     if df.height() == 0 {
-        return Err("no data rows after the header".into());
+        return Err(FileError::Content("no data rows after the header".into()));
     }
     let resource_col = find_column(df, "resource");
     let label_cols: Vec<&Column> = df
@@ -327,10 +362,10 @@ fn to_series(
     acc.single = namer.is_single();
     // Names straight from a `resource` text column, without a copy per row.
     let fast = match &namer {
-        Namer::Resource(c) => Some(c.cast(&DataType::String).map_err(|e| e.to_string())?),
+        Namer::Resource(c) => Some(c.cast(&DataType::String).map_err(polars)?),
         _ => None,
     };
-    let mut fast = fast.as_ref().map(|c| c.str().map(|ca| ca.iter())).transpose().map_err(|e| e.to_string())?;
+    let mut fast = fast.as_ref().map(|c| c.str().map(|ca| ca.iter())).transpose().map_err(polars)?;
     let mut last: Option<(String, usize)> = None;
     for row in 0..df.height() {
         let i = match fast.as_mut().map(|it| it.next().flatten().unwrap_or_default()) {
@@ -395,7 +430,7 @@ impl<'a> Namer<'a> {
         labels: &[&'a Column],
         template: Option<&str>,
         stem: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FileError> {
         if let Some(r) = resource {
             return Ok(Namer::Resource(r));
         }
@@ -403,10 +438,10 @@ impl<'a> Namer<'a> {
             for key in template_keys(t) {
                 if !labels.iter().any(|c| c.name().as_str() == key) {
                     let found: Vec<&str> = labels.iter().map(|c| c.name().as_str()).collect();
-                    return Err(format!(
+                    return Err(FileError::Content(format!(
                         "name template `{t}` uses label `{key}`, which the file lacks (label columns: {})",
                         if found.is_empty() { "none".to_string() } else { found.join(", ") }
-                    ));
+                    )));
                 }
             }
             return Ok(Namer::Labels { cols: labels.to_vec(), template: Some(t.to_string()) });
@@ -431,7 +466,7 @@ impl<'a> Namer<'a> {
         }
     }
 
-    fn name(&self, row: usize) -> Result<String, String> {
+    fn name(&self, row: usize) -> Result<String, FileError> {
         match self {
             Namer::Single(s) => Ok(s.clone()),
             Namer::Resource(c) => Ok(cell_text(c, row).unwrap_or_default()),
@@ -479,16 +514,16 @@ fn cell_text(c: &Column, row: usize) -> Option<String> {
     }
 }
 
-type Cell<T> = Result<T, String>;
+type Cell<T> = Result<T, FileError>;
 
 /// Parses the timestamp column into Unix seconds, one result per row. Millisecond timestamps
 /// fail the whole file: every row would be wrong the same way.
-fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell<i64>>, String> {
+fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell<i64>>, FileError> {
     let millis = |raw: &str, row: usize| {
-        format!(
+        FileError::Content(format!(
             "timestamp `{raw}` at {} looks like milliseconds (or finer) since the epoch; headroom reads Unix seconds: divide by 1000 (or use RFC 3339)",
             locate(row)
-        )
+        ))
     };
     match col.dtype() {
         DataType::Datetime(unit, _) => {
@@ -497,47 +532,50 @@ fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell
                 TimeUnit::Microseconds => 1_000_000,
                 TimeUnit::Milliseconds => 1_000,
             };
-            let phys = col.cast(&DataType::Int64).map_err(|e| e.to_string())?;
-            let ca = phys.i64().map_err(|e| e.to_string())?;
+            let phys = col.cast(&DataType::Int64).map_err(polars)?;
+            let ca = phys.i64().map_err(polars)?;
             Ok(ca
                 .iter()
                 .enumerate()
                 .map(|(row, v)| {
-                    v.map(|v| v.div_euclid(per_sec)).ok_or_else(|| format!("empty timestamp at {}", locate(row)))
+                    v.map(|v| v.div_euclid(per_sec))
+                        .ok_or_else(|| FileError::Content(format!("empty timestamp at {}", locate(row))))
                 })
                 .collect())
         }
         dt if dt.is_primitive_numeric() => {
-            let f = col.cast(&DataType::Float64).map_err(|e| e.to_string())?;
-            let ca = f.f64().map_err(|e| e.to_string())?;
+            let f = col.cast(&DataType::Float64).map_err(polars)?;
+            let ca = f.f64().map_err(polars)?;
             let mut out = Vec::with_capacity(ca.len());
             for (row, v) in ca.iter().enumerate() {
                 out.push(match v {
                     Some(v) if v.is_finite() && v.abs() > MAX_UNIX_SECONDS => return Err(millis(&v.to_string(), row)),
                     Some(v) if v.is_finite() => Ok(v.floor() as i64),
-                    _ => Err(format!("empty or non-finite timestamp at {}", locate(row))),
+                    _ => Err(FileError::Content(format!("empty or non-finite timestamp at {}", locate(row)))),
                 });
             }
             Ok(out)
         }
         DataType::String => {
-            let ca = col.str().map_err(|e| e.to_string())?;
+            let ca = col.str().map_err(polars)?;
             let mut out = Vec::with_capacity(ca.len());
             for (row, v) in ca.iter().enumerate() {
                 let raw = v.unwrap_or("").trim();
                 out.push(match parse_timestamp(raw) {
                     Ok(t) => Ok(t),
                     Err(TsError::Millis) => return Err(millis(raw, row)),
-                    Err(TsError::Bad) => Err(format!(
+                    Err(TsError::Bad) => Err(FileError::Content(format!(
                         "bad timestamp `{}` at {}: expected RFC 3339 (2024-01-01T00:00:00Z) or Unix seconds",
                         clip(raw),
                         locate(row)
-                    )),
+                    ))),
                 });
             }
             Ok(out)
         }
-        other => Err(format!("timestamp column has type {other}; expected text, integer seconds or a datetime")),
+        other => Err(FileError::Content(format!(
+            "timestamp column has type {other}; expected text, integer seconds or a datetime"
+        ))),
     }
 }
 
@@ -577,7 +615,7 @@ fn parse_timestamp(raw: &str) -> Result<i64, TsError> {
 }
 
 /// Parses the value column; empty and NaN cells are gaps (NaN), infinities are errors.
-fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f64>>, usize), String> {
+fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f64>>, usize), FileError> {
     let mut gaps = 0;
     let mut check = |v: Option<f64>, raw: &dyn Fn() -> String, row: usize| -> Cell<f64> {
         match v {
@@ -589,15 +627,17 @@ fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f6
                 gaps += 1;
                 Ok(f64::NAN)
             }
-            Some(v) if v.is_infinite() => {
-                Err(format!("value `{}` at {} is infinite; values must be finite numbers", raw(), locate(row)))
-            }
+            Some(v) if v.is_infinite() => Err(FileError::Content(format!(
+                "value `{}` at {} is infinite; values must be finite numbers",
+                raw(),
+                locate(row)
+            ))),
             Some(v) => Ok(v),
         }
     };
     let out = match col.dtype() {
         DataType::String => {
-            let ca = col.str().map_err(|e| e.to_string())?;
+            let ca = col.str().map_err(polars)?;
             ca.iter()
                 .enumerate()
                 .map(|(row, v)| {
@@ -607,20 +647,22 @@ fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f6
                     }
                     match raw.parse::<f64>() {
                         Ok(v) => check(Some(v), &|| raw.to_string(), row),
-                        Err(_) => Err(format!("value `{}` at {} is not a number", clip(raw), locate(row))),
+                        Err(_) => {
+                            Err(FileError::Content(format!("value `{}` at {} is not a number", clip(raw), locate(row))))
+                        }
                     }
                 })
                 .collect()
         }
         dt if dt.is_primitive_numeric() || dt.is_bool() => {
-            let f = col.cast(&DataType::Float64).map_err(|e| e.to_string())?;
-            let ca = f.f64().map_err(|e| e.to_string())?;
+            let f = col.cast(&DataType::Float64).map_err(polars)?;
+            let ca = f.f64().map_err(polars)?;
             ca.iter()
                 .enumerate()
                 .map(|(row, v)| check(v, &|| v.map(|x| x.to_string()).unwrap_or_default(), row))
                 .collect()
         }
-        other => return Err(format!("value column has type {other}; expected numbers")),
+        other => return Err(FileError::Content(format!("value column has type {other}; expected numbers"))),
     };
     Ok((out, gaps))
 }
@@ -633,9 +675,18 @@ fn clip(raw: &str) -> String {
 
 /// Writes a long-format Parquet file (`resource,timestamp,value`), as `headroom sample` and
 /// `headroom pull` do: one row group per batch of series, so memory stays near one batch.
-pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), String> {
+/// A long-format file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), WriteError> {
     const BATCH_POINTS: usize = 1 << 20;
-    let fail = |e: PolarsError| format!("{}: {e}", path.display());
+    let fail = |e: PolarsError| WriteError { path: path.to_path_buf(), source: e.into() };
     let batch = |group: &[RawSeries]| -> Result<DataFrame, PolarsError> {
         let (mut resource, mut ts, mut val) = (vec![], vec![], vec![]);
         for s in group {
@@ -649,7 +700,7 @@ pub fn write_long_parquet(path: &Path, series: &[RawSeries]) -> Result<(), Strin
             Column::new("value".into(), val),
         ])
     };
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = std::fs::File::create(path).map_err(|e| WriteError { path: path.to_path_buf(), source: e.into() })?;
     let schema = batch(&[]).map_err(fail)?.schema().as_ref().clone();
     let mut writer = ParquetWriter::new(file).batched(&schema).map_err(fail)?;
     let mut start = 0;

@@ -8,6 +8,7 @@ use super::file::{self, FileOptions};
 use super::prometheus::{self, Prometheus};
 use super::{CAPACITY, Pulled, RawSeries, SourceError};
 use crate::config::{Config, ResourceEntry, ResourceSettings, SourceConfig};
+use crate::error::Invalid;
 use crate::outcome::RunError;
 
 /// The entry's settings with values read from the server applied: the capacity, and
@@ -17,14 +18,16 @@ pub fn with_server_values(
     settings: &ResourceSettings,
     entry: &ResourceEntry,
     found: Option<&Vec<(String, f64)>>,
-) -> Result<ResourceSettings, String> {
+) -> Result<ResourceSettings, Invalid> {
     let found = found.map_or(&[][..], |f| f.as_slice());
     let mut s = settings.clone();
     if entry.server_queries.iter().any(|(n, _)| n == CAPACITY) {
         match found.iter().find(|(n, _)| n == CAPACITY) {
             Some((_, c)) if *c > 0.0 && c.is_finite() => s.capacity = Some(*c),
-            Some((_, c)) => return Err(format!("capacity_query returned {c}; a capacity must be positive")),
-            None => return Err("capacity_query: no series whose labels match this resource's".into()),
+            Some((_, c)) => {
+                return Err(Invalid::rule(format!("capacity_query returned {c}; a capacity must be positive")));
+            }
+            None => return Err(Invalid::rule("capacity_query: no series whose labels match this resource's")),
         }
         s.resolve_quantities()?;
     }
@@ -34,7 +37,7 @@ pub fn with_server_values(
     for (name, v) in found.iter().filter(|(n, _)| n != CAPACITY && !entry.explicit_thresholds.contains(n)) {
         s.set_threshold(name, *v);
     }
-    s.validate().map_err(|e| format!("thresholds_query: {e}"))?;
+    s.validate().map_err(Invalid::within("thresholds_query"))?;
     Ok(s)
 }
 

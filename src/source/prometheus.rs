@@ -20,6 +20,7 @@ use super::answer::{self, Unreadable, clip};
 pub use super::answer::{Labels, PromSeries};
 use super::redact::{Redactor, percent_decode};
 use super::{Pulled, RawSeries, SourceError};
+use crate::error::Invalid;
 use crate::stats::Aggregate;
 use crate::time::format_duration;
 use crate::time::parse_duration;
@@ -62,21 +63,21 @@ pub struct BasicAuth {
 
 impl PrometheusConfig {
     /// Checks the settings a connection cannot be made without.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err("url must start with http:// or https://".into());
+            return Err(Invalid::rule("url must start with http:// or https://"));
         }
         if let Some(t) = &self.timeout {
-            parse_duration(t).map_err(|e| format!("timeout: {e}"))?;
+            parse_duration(t).map_err(|source| Invalid::Time { key: "timeout".into(), source })?;
         }
         if self.concurrency == Some(0) {
-            return Err("concurrency must be at least 1".into());
+            return Err(Invalid::rule("concurrency must be at least 1"));
         }
         if self.max_series == Some(0) {
-            return Err("max_series must be at least 1".into());
+            return Err(Invalid::rule("max_series must be at least 1"));
         }
         if self.max_points_per_request.is_some_and(|m| m < 2) {
-            return Err("max_points_per_request must be at least 2".into());
+            return Err(Invalid::rule("max_points_per_request must be at least 2"));
         }
         Ok(())
     }
@@ -468,16 +469,25 @@ pub fn step_query(query: &str, aggregate: Aggregate, step: i64) -> Query<'_> {
     Query { promql, written: query, offset: head.len() + 1 }
 }
 
+/// A name template naming a label a series lacks.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("name template `{template}` uses label `{label}`, which series {{{series}}} lacks")]
+pub struct MissingLabel {
+    template: String,
+    label: String,
+    series: String,
+}
+
 /// Names a series: the template over its labels, else its labels' values joined by `/`, else
 /// `fallback` (a series without labels).
-pub fn series_name(labels: &Labels, template: Option<&str>, fallback: &str) -> Result<String, String> {
+pub fn series_name(labels: &Labels, template: Option<&str>, fallback: &str) -> Result<String, MissingLabel> {
     match template {
         Some(t) if t.contains('{') => {
             let mut name = t.to_string();
             for key in super::file::template_keys(t) {
                 let v = labels.get(&key).ok_or_else(|| {
                     let have: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-                    format!("name template `{t}` uses label `{key}`, which series {{{}}} lacks", have.join(", "))
+                    MissingLabel { template: t.to_string(), label: key.clone(), series: have.join(", ") }
                 })?;
                 name = name.replace(&format!("{{{key}}}"), v);
             }
@@ -655,7 +665,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         assert_eq!(series_name(&l, Some("{type}/{component}"), "q").unwrap(), "web/cpu");
-        assert!(series_name(&l, Some("{shard}"), "q").unwrap_err().contains("uses label `shard`"));
+        assert!(series_name(&l, Some("{shard}"), "q").unwrap_err().to_string().contains("uses label `shard`"));
         assert_eq!(series_name(&l, None, "q").unwrap(), "cpu/web");
         assert_eq!(series_name(&Labels::new(), None, "sum(x)").unwrap(), "sum(x)");
         assert_eq!(series_name(&l, Some("db"), "q").unwrap(), "db");
