@@ -20,7 +20,7 @@ fn main() {
     let mut times = Vec::with_capacity(n);
     for s in &fleet {
         let t = Instant::now();
-        let sel = select::forecast(&s.values, 3600, horizon, 0.8, true, "auto").expect("forecast");
+        let sel = select::forecast(&s.values, 3600, horizon, 0.8, true, select::Family::Auto).expect("forecast");
         for threshold in [0.85, 0.9] {
             std::hint::black_box(breach::analyse("t", threshold, &sel.forecast, 0.8, &s.values, &sel.errors));
         }

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::config::ResourceSettings;
-use crate::model::select::{FAMILIES, in_sample_scale};
+use crate::model::select::{Family, in_sample_scale};
 use crate::report::markdown::escape;
 use crate::report::percent;
 use crate::resource::{ResourceError, forecast_resource, prepare};
@@ -70,10 +70,10 @@ pub fn evaluate(
     let scale = in_sample_scale(train, step).filter(|s| *s > 0.0);
     let hard = settings.thresholds.last().map(|t| t.1);
     let seen = hard.and_then(|t| actual.iter().position(|v| *v >= t));
-    let scores = FAMILIES
+    let scores = Family::ALL
         .iter()
-        .map(|family| {
-            let s = ResourceSettings { model: family.to_string(), ..settings.clone() };
+        .map(|&family| {
+            let s = ResourceSettings { model: family, ..settings.clone() };
             let failed = |why: String| Score {
                 family: family.to_string(),
                 model: format!("failed: {why}"),
@@ -222,7 +222,7 @@ mod tests {
         };
         let e = evaluate(&raw, "test", &settings, None).unwrap();
         assert_eq!(e.holdout_steps, 20 * 24);
-        assert_eq!(e.scores.len(), FAMILIES.len());
+        assert_eq!(e.scores.len(), Family::ALL.len());
         let seen = vs.iter().position(|v| *v >= 0.9).unwrap();
         assert!(seen >= hours - 20 * 24, "the crossing lies in the held-out stretch");
         let linear = e.scores.iter().find(|s| s.family == "linear").unwrap();

@@ -256,8 +256,8 @@ pub struct ForecastArgs {
     #[arg(long, value_enum, default_value = "mean")]
     pub aggregate: AggregateArg,
     /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl, piecewise.
-    #[arg(long, default_value = "auto")]
-    pub model: String,
+    #[arg(long, default_value = "auto", value_parser = crate::model::select::Family::parse)]
+    pub model: crate::model::select::Family,
     /// Output format: JSON (`forecast` and `whatif` print nothing else; `backtest` prints a
     /// Markdown table without it).
     #[arg(long, value_enum)]

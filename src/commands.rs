@@ -648,7 +648,7 @@ fn one_series(args: &ForecastArgs) -> anyhow::Result<(RawSeries, ResourceSetting
         level: args.level,
         bounded: args.bounded,
         aggregate: args.aggregate.into(),
-        model: args.model.clone(),
+        model: args.model,
         thresholds: args.thresholds.iter().map(|t| (t.to_string(), *t)).collect(),
         history: i64::MAX / 4,
         ..ResourceSettings::default()

@@ -10,7 +10,7 @@ pub use crate::source::prometheus::{BasicAuth, PrometheusConfig};
 use serde::{Deserialize, Serialize};
 
 pub use crate::error::Invalid;
-use crate::model::select::check_family;
+use crate::model::select::Family;
 use crate::scenario::{Amount, Scenario};
 use crate::series::Aggregate;
 use crate::time::{parse_date, parse_duration, parse_duration_allow_zero};
@@ -91,7 +91,7 @@ macro_rules! with_setting_keys {
             pub aggregate: Option<Aggregate>,
             pub horizon: Option<String>,
             pub level: Option<f64>,
-            pub model: Option<String>,
+            pub model: Option<Family>,
             pub bounded: Option<bool>,
             pub thresholds: Option<Thresholds>,
             pub alert_within: Option<String>,
@@ -105,7 +105,7 @@ macro_rules! with_setting_keys {
                     aggregate: self.aggregate,
                     horizon: self.horizon.as_deref(),
                     level: self.level,
-                    model: self.model.as_deref(),
+                    model: self.model,
                     bounded: self.bounded,
                     thresholds: self.thresholds.as_ref(),
                     alert_within: self.alert_within.as_deref(),
@@ -123,7 +123,7 @@ struct SettingKeys<'a> {
     aggregate: Option<Aggregate>,
     horizon: Option<&'a str>,
     level: Option<f64>,
-    model: Option<&'a str>,
+    model: Option<Family>,
     bounded: Option<bool>,
     thresholds: Option<&'a Thresholds>,
     alert_within: Option<&'a str>,
@@ -499,7 +499,7 @@ pub struct ResourceSettings {
     pub aggregate: Aggregate,
     pub horizon: i64,
     pub level: f64,
-    pub model: String,
+    pub model: Family,
     pub bounded: bool,
     /// (name, value), in ascending order of value.
     pub thresholds: Vec<(String, f64)>,
@@ -524,7 +524,7 @@ impl Default for ResourceSettings {
             aggregate: Aggregate::P95,
             horizon: 90 * 86_400,
             level: 0.8,
-            model: "auto".into(),
+            model: Family::Auto,
             bounded: false,
             thresholds: vec![("soft".into(), 0.85), ("hard".into(), 0.90)],
             alert_within: 30 * 86_400,
@@ -558,7 +558,7 @@ impl ResourceSettings {
             self.level = v;
         }
         if let Some(v) = d.model {
-            self.model = v.to_string();
+            self.model = v;
         }
         if let Some(v) = d.bounded {
             self.bounded = v;
@@ -611,7 +611,6 @@ impl ResourceSettings {
         if !(self.level > 0.0 && self.level < 1.0) {
             return Err(Invalid::rule(format!("level = {} must be between 0 and 1 (exclusive), e.g. 0.8", self.level)));
         }
-        check_family(&self.model).map_err(Invalid::Model)?;
         for (name, v) in &self.thresholds {
             // Ad-hoc thresholds (`--threshold`) are named by their value.
             let label = if *name == v.to_string() { name.clone() } else { format!("{name} = {v}") };
@@ -964,7 +963,7 @@ mod tests {
             ("[defaults]\nlevel = 1.2\n", "level = 1.2 must be between 0 and 1"),
             ("[defaults]\nhorizon = \"0d\"\n", "horizon: duration `0d` must be greater than zero"),
             ("[defaults]\nhorizon = \"-5d\"\n", "must not be negative"),
-            ("[defaults]\nmodel = \"prophet\"\n", "unknown model `prophet`"),
+            ("[defaults]\nmodel = \"prophet\"\n", "unknown variant `prophet`"),
             ("[defaults]\naggregate = \"median\"\n", "unknown variant `median`"),
             ("[defaults]\nthresholds = { soft = 0.95, hard = 0.9 }\n", "soft = 0.95 is above hard = 0.9"),
         ];

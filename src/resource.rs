@@ -113,7 +113,7 @@ pub fn forecast_resource(
         }
     }
     let steps = ((as_of + settings.horizon - end) as f64 / step as f64).ceil().max(1.0) as usize;
-    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, &settings.model)?;
+    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, settings.model)?;
     // Fitted values are drawn over the history as it was.
     if let Some((at, regime)) = moved {
         sel.fitted.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));

@@ -68,6 +68,11 @@ pub trait Model: Send + Sync {
     /// Fewest observed values this model can fit.
     fn min_len(&self) -> usize;
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError>;
+    /// For a combination of other models: its members and whether it takes their median
+    /// (else their mean). Backtests combine the members' forecasts rather than refit them.
+    fn members(&self) -> Option<(&[std::sync::Arc<dyn Model>], bool)> {
+        None
+    }
 }
 
 /// A model fitted to one series.

@@ -7,12 +7,16 @@
 //! [`CAL_ORIGINS`] origins (signed quantiles per horizon step, widened by a factor learned by
 //! leaving one origin out), so an 80 % band covers about 80 % of what happened in backtest.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::decompose::detect_periods;
 use super::linear::LinearSeasonal;
 use super::naive::{SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
-use super::{ErrorPaths, Forecast, Model, ModelError, observed, seasonal_periods};
+use super::{ErrorPaths, Fitted, Forecast, Model, ModelError, observed, seasonal_periods};
 use crate::stats::{finite_mean, quantile};
 
 /// Rolling origins per candidate (FORECASTING.md: 3 beat 1 and 2; 5 gained nothing).
@@ -26,8 +30,116 @@ const COMBINE_TOP: usize = 4;
 /// gained less, see bench/ACCURACY.md).
 const CLEAR_WIN: f64 = 0.1;
 
-/// Model families a user can ask for (`model = "..."`, `--model`).
-pub const FAMILIES: &[&str] = &["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl", "piecewise"];
+/// A model family a user can ask for (`model = "..."`, `--model`): each owns its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Every candidate below, and their combinations.
+    Auto,
+    Naive,
+    SeasonalNaive,
+    Linear,
+    Ets,
+    Theta,
+    Mstl,
+    Piecewise,
+}
+
+impl Family {
+    pub const ALL: [Family; 8] = [
+        Family::Auto,
+        Family::Naive,
+        Family::SeasonalNaive,
+        Family::Linear,
+        Family::Ets,
+        Family::Theta,
+        Family::Mstl,
+        Family::Piecewise,
+    ];
+
+    /// The name as written in config, flags and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Auto => "auto",
+            Family::Naive => "naive",
+            Family::SeasonalNaive => "seasonal_naive",
+            Family::Linear => "linear",
+            Family::Ets => "ets",
+            Family::Theta => "theta",
+            Family::Mstl => "mstl",
+            Family::Piecewise => "piecewise",
+        }
+    }
+
+    /// Reads a family name (`--model`).
+    pub fn parse(name: &str) -> Result<Family, ModelError> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| ModelError::Unknown(name.into(), Family::ALL.map(Family::name).join(", ")))
+    }
+
+    /// Whether the family's models take the seasonal periods found in the series.
+    fn detects_periods(self) -> bool {
+        !matches!(self, Family::Naive | Family::SeasonalNaive)
+    }
+
+    /// The candidate pool for a step, series and horizon (in steps).
+    pub fn candidates(self, step: i64, values: &[f64], horizon: usize) -> Vec<Box<dyn Model>> {
+        let n = values.len();
+        let periods: Vec<usize> = seasonal_periods(step).into_iter().filter(|p| n >= 2 * p + 2).collect();
+        let detected = if self.detects_periods() { detect_periods(values, &periods) } else { vec![] };
+        let mut pool: Vec<Box<dyn Model>> = vec![];
+        let has = |f: Family| self == Family::Auto || self == f;
+        if has(Family::Naive) || (self == Family::SeasonalNaive && periods.is_empty()) {
+            pool.push(Box::new(SeasonalNaive { period: 1 }));
+        }
+        if has(Family::SeasonalNaive) {
+            pool.extend(periods.iter().map(|&p| Box::new(SeasonalNaive { period: p }) as Box<dyn Model>));
+            // A yearly cycle, once the history holds a year before the latest backtest origin.
+            let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
+            if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400))
+            {
+                if n >= year + window + Design::new(n, horizon, ORIGINS).h {
+                    pool.push(Box::new(YearAgo { year, window, fill }));
+                }
+            }
+        }
+        if has(Family::Linear) {
+            let season = detected.last().or(periods.last()).copied().unwrap_or(1);
+            pool.push(Box::new(LinearSeasonal { period: season, window: None }));
+            // A recent trend, for series whose growth changed during the history: the last four
+            // weeks, but never a window shorter than the horizon (a trend is not extrapolated
+            // further than it was observed) nor more than half the history.
+            let recent = ((28 * 86_400 / step.max(1)) as usize).max(horizon).max(2 * season + 2);
+            if recent <= n / 2 {
+                pool.push(Box::new(LinearSeasonal { period: season, window: Some(recent) }));
+            }
+        }
+        if has(Family::Ets) {
+            pool.push(Box::new(Smoothing { periods: vec![], trend: Trend::Ets }));
+        }
+        if has(Family::Mstl) && !detected.is_empty() {
+            pool.push(Box::new(Smoothing { periods: detected.clone(), trend: Trend::Ets }));
+        }
+        if self == Family::Mstl && detected.is_empty() {
+            pool.push(Box::new(Smoothing { periods: periods.clone(), trend: Trend::Ets }));
+        }
+        if has(Family::Piecewise) {
+            pool.push(Box::new(PiecewiseFourier { periods: detected.clone() }));
+        }
+        if has(Family::Theta) {
+            pool.push(Box::new(Smoothing { periods: detected, trend: Trend::Theta }));
+        }
+        pool
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The chosen model, its forecast and how it scored in backtest.
 #[derive(Debug, Clone)]
@@ -57,64 +169,6 @@ pub struct SelectionScore {
     pub candidates: Vec<(String, f64, Option<f64>)>,
 }
 
-/// Checks a model family name.
-pub fn check_family(name: &str) -> Result<(), ModelError> {
-    if FAMILIES.contains(&name) { Ok(()) } else { Err(ModelError::Unknown(name.into(), FAMILIES.join(", "))) }
-}
-
-/// The candidate pool for a family, step, series and horizon (in steps).
-pub fn candidates(family: &str, step: i64, values: &[f64], horizon: usize) -> Vec<Box<dyn Model>> {
-    let n = values.len();
-    let periods: Vec<usize> = seasonal_periods(step).into_iter().filter(|p| n >= 2 * p + 2).collect();
-    let detected = if matches!(family, "auto" | "ets" | "theta" | "mstl" | "linear" | "piecewise") {
-        detect_periods(values, &periods)
-    } else {
-        vec![]
-    };
-    let mut pool: Vec<Box<dyn Model>> = vec![];
-    let all = family == "auto";
-    if all || family == "naive" || (family == "seasonal_naive" && periods.is_empty()) {
-        pool.push(Box::new(SeasonalNaive { period: 1 }));
-    }
-    if all || family == "seasonal_naive" {
-        pool.extend(periods.iter().map(|&p| Box::new(SeasonalNaive { period: p }) as Box<dyn Model>));
-        // A yearly cycle, once the history holds a year before the latest backtest origin.
-        let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
-        if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400)) {
-            if n >= year + window + Design::new(n, horizon, ORIGINS).h {
-                pool.push(Box::new(YearAgo { year, window, fill }));
-            }
-        }
-    }
-    if all || family == "linear" {
-        let season = detected.last().or(periods.last()).copied().unwrap_or(1);
-        pool.push(Box::new(LinearSeasonal { period: season, window: None }));
-        // A recent trend, for series whose growth changed during the history: the last four
-        // weeks, but never a window shorter than the horizon (a trend is not extrapolated
-        // further than it was observed) nor more than half the history.
-        let recent = ((28 * 86_400 / step.max(1)) as usize).max(horizon).max(2 * season + 2);
-        if recent <= n / 2 {
-            pool.push(Box::new(LinearSeasonal { period: season, window: Some(recent) }));
-        }
-    }
-    if all || family == "ets" {
-        pool.push(Box::new(Smoothing { periods: vec![], trend: Trend::Ets }));
-    }
-    if (all || family == "mstl") && !detected.is_empty() {
-        pool.push(Box::new(Smoothing { periods: detected.clone(), trend: Trend::Ets }));
-    }
-    if family == "mstl" && detected.is_empty() {
-        pool.push(Box::new(Smoothing { periods: periods.clone(), trend: Trend::Ets }));
-    }
-    if all || family == "piecewise" {
-        pool.push(Box::new(PiecewiseFourier { periods: detected.clone() }));
-    }
-    if all || family == "theta" {
-        pool.push(Box::new(Smoothing { periods: detected, trend: Trend::Theta }));
-    }
-    pool
-}
-
 /// Rolling origins inside a history, latest first, each forecasting `h` steps.
 struct Design {
     origins: Vec<usize>,
@@ -141,19 +195,86 @@ impl Design {
     }
 }
 
-/// What every backtest fit of one series shares: the history, the range paths are kept in
-/// and the interval level.
-struct Backtester<'a> {
+/// The mean or the median of base models' forecasts, itself a model: fitted, it fits every
+/// member and combines their paths step by step.
+pub struct Combination {
+    pub members: Vec<Arc<dyn Model>>,
+    pub median: bool,
+}
+
+impl Model for Combination {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.members.iter().map(|m| m.name()).collect();
+        format!("{}({})", if self.median { "median" } else { "mean" }, names.join(", "))
+    }
+
+    fn min_len(&self) -> usize {
+        self.members.iter().map(|m| m.min_len()).max().unwrap_or(1)
+    }
+
+    fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
+        let fits = self.members.iter().map(|m| m.fit(values)).collect::<Result<_, _>>()?;
+        Ok(Box::new(Combined { fits, median: self.median }))
+    }
+
+    fn members(&self) -> Option<(&[Arc<dyn Model>], bool)> {
+        Some((&self.members, self.median))
+    }
+}
+
+struct Combined {
+    fits: Vec<Box<dyn Fitted>>,
+    median: bool,
+}
+
+impl Fitted for Combined {
+    fn predict(&self, horizon: usize, level: f64) -> Forecast {
+        let own: Vec<Forecast> = self.fits.iter().map(|f| f.predict(horizon, level)).collect();
+        let part = |get: fn(&Forecast) -> &Vec<f64>| {
+            combine(&own.iter().map(|f| get(f).clone()).collect::<Vec<_>>(), self.median)
+        };
+        Forecast { mean: part(|f| &f.mean), lower: part(|f| &f.lower), upper: part(|f| &f.upper) }
+    }
+
+    fn fitted(&self) -> Vec<f64> {
+        combine(&self.fits.iter().map(|f| f.fitted()).collect::<Vec<_>>(), self.median)
+    }
+}
+
+/// Rolling-origin forecasts inside one history, shared by every candidate: each base model's
+/// mean path per (model, origin, steps) is fitted once and cached, and a combination's path is
+/// combined from its members' cached paths, so combinations cost no fits of their own. (The
+/// `headroom backtest` command, `backtest.rs`, scores families on held-out history instead.)
+struct Rolling<'a> {
     values: &'a [f64],
     range: Range,
     level: f64,
+    paths: RefCell<HashMap<PathKey, Option<Vec<f64>>>>,
 }
 
-impl Backtester<'_> {
+/// A base model's path: (model name, origin, steps).
+type PathKey = (String, usize, usize);
+
+impl Rolling<'_> {
     /// A model's mean forecast of `h` steps from the first `o` values, kept within range; None
-    /// where it cannot be fitted there.
+    /// where it (or a member) cannot be fitted there.
     fn path(&self, model: &dyn Model, o: usize, h: usize) -> Option<Vec<f64>> {
-        Some(self.range.clamp_path(model.fit(&self.values[..o]).ok()?.predict(h, self.level).mean))
+        if let Some((members, median)) = model.members() {
+            let paths: Vec<Vec<f64>> = members.iter().map(|m| self.path(m.as_ref(), o, h)).collect::<Option<_>>()?;
+            return Some(combine(&paths, median));
+        }
+        let key = (model.name(), o, h);
+        if let Some(p) = self.paths.borrow().get(&key) {
+            return p.clone();
+        }
+        let p = model.fit(&self.values[..o]).ok().map(|f| self.range.clamp_path(f.predict(h, self.level).mean));
+        self.paths.borrow_mut().insert(key, p.clone());
+        p
+    }
+
+    /// The model's paths at every origin of `d`.
+    fn paths(&self, model: &dyn Model, d: &Design) -> Vec<Option<Vec<f64>>> {
+        d.origins.iter().map(|&o| self.path(model, o, d.h)).collect()
     }
 
     /// Mean absolute error over every origin with a forecast; infinite when there is none.
@@ -172,14 +293,24 @@ impl Backtester<'_> {
     }
 }
 
-/// A scored candidate: a base model or a combination of base models (by index).
+/// A candidate with its rolling-origin forecasts and their error.
 struct Scored {
-    name: String,
-    members: Vec<usize>,
-    median: bool,
-    /// Backtest mean forecasts per origin (None where a member could not fit).
+    model: Arc<dyn Model>,
+    /// Mean forecasts per origin (None where it could not fit).
     preds: Vec<Option<Vec<f64>>>,
     mae: f64,
+}
+
+impl Scored {
+    fn new(model: Arc<dyn Model>, rolling: &Rolling, d: &Design) -> Scored {
+        let preds = rolling.paths(model.as_ref(), d);
+        let mae = rolling.score(&preds, d);
+        Scored { model, preds, mae }
+    }
+
+    fn is_median(&self) -> bool {
+        self.model.members().is_some_and(|(_, median)| median)
+    }
 }
 
 /// Fits the family's best model to `values` and forecasts `horizon` steps.
@@ -189,32 +320,23 @@ pub fn forecast(
     horizon: usize,
     level: f64,
     bounded: bool,
-    family: &str,
+    family: Family,
 ) -> Result<Selection, ModelError> {
-    check_family(family)?;
     let n = values.len();
     let have = observed(values);
-    let all = candidates(family, step, values, horizon);
+    let all = family.candidates(step, values, horizon);
     let needed = all.iter().map(|m| m.min_len()).min().unwrap_or(3);
-    let pool: Vec<Box<dyn Model>> = all.into_iter().filter(|m| m.min_len() <= have).collect();
+    let pool: Vec<Arc<dyn Model>> = all.into_iter().filter(|m| m.min_len() <= have).map(Arc::from).collect();
     if pool.is_empty() {
         return Err(ModelError::TooShort { model: family.to_string(), needed, have });
     }
     let range = Range::of(values, bounded);
-    let bt = Backtester { values, range, level };
+    let rolling = Rolling { values, range, level, paths: RefCell::new(HashMap::new()) };
     let design = Design::new(n, horizon, ORIGINS);
 
-    // Backtest every base model at every origin.
-    let mut scored: Vec<Scored> = pool
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let preds: Vec<_> = design.origins.iter().map(|&o| bt.path(m.as_ref(), o, design.h)).collect();
-            let mae = bt.score(&preds, &design);
-            Scored { name: m.name(), members: vec![i], median: false, preds, mae }
-        })
-        .collect();
-    add_combinations(&mut scored, &bt, &design);
+    // Every base model at every origin, then their combinations from the same forecasts.
+    let mut scored: Vec<Scored> = pool.iter().map(|m| Scored::new(m.clone(), &rolling, &design)).collect();
+    add_combinations(&mut scored, &rolling, &design);
 
     // Best first; ties keep pool order (simpler models come first).
     let mut order: Vec<usize> = (0..scored.len()).filter(|&i| scored[i].mae.is_finite()).collect();
@@ -222,7 +344,7 @@ pub fn forecast(
     order.extend((0..pool.len()).filter(|i| !scored[*i].mae.is_finite()));
     // Three origins make the ranking noisy: the median of the best base models stays the
     // choice unless another candidate beats it clearly.
-    if let Some(pos) = order.iter().position(|&i| scored[i].median) {
+    if let Some(pos) = order.iter().position(|&i| scored[i].is_median()) {
         if pos > 0 && scored[order[0]].mae > (1.0 - CLEAR_WIN) * scored[order[pos]].mae {
             let m = order.remove(pos);
             order.insert(0, m);
@@ -234,22 +356,20 @@ pub fn forecast(
     let mut last_err = None;
     for &i in &order {
         let cand = &scored[i];
-        let fits: Result<Vec<_>, _> = cand.members.iter().map(|&m| pool[m].fit(values)).collect();
-        let fits = match fits {
+        let fit = match cand.model.fit(values) {
             Ok(f) => f,
             Err(e) => {
                 last_err = Some(e);
                 continue;
             }
         };
-        let own: Vec<Forecast> = fits.iter().map(|f| f.predict(horizon, level)).collect();
-        let mean = range.clamp_path(combine(&own.iter().map(|f| f.mean.clone()).collect::<Vec<_>>(), cand.median));
-        let fitted = combine(&fits.iter().map(|f| f.fitted()).collect::<Vec<_>>(), cand.median);
-        let errors = calibration_errors(cand, &pool, &bt, &design);
+        let own = fit.predict(horizon, level);
+        let mean = range.clamp_path(own.mean);
+        let errors = calibration_errors(cand, &rolling, &design);
         let forecast = match calibrated(&mean, &errors, level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
-            // No backtest: the model's own interval (a single base model here).
-            None => Forecast { mean, lower: own[0].lower.clone(), upper: own[0].upper.clone() },
+            // No backtest: the model's own interval.
+            None => Forecast { mean, lower: own.lower, upper: own.upper },
         };
         let forecast = range.tidy(forecast);
         let backtest = cand.mae.is_finite().then(|| SelectionScore {
@@ -260,13 +380,13 @@ pub fn forecast(
             candidates: std::iter::once(i)
                 .chain(order.iter().copied().filter(|&j| j != i))
                 .filter(|&j| scored[j].mae.is_finite())
-                .map(|j| (scored[j].name.clone(), scored[j].mae, mase(scored[j].mae)))
+                .map(|j| (scored[j].model.name(), scored[j].mae, mase(scored[j].mae)))
                 .collect(),
         });
         return Ok(Selection {
-            model: cand.name.clone(),
+            model: cand.model.name(),
             forecast,
-            fitted,
+            fitted: fit.fitted(),
             backtest,
             errors: ErrorPaths { paths: errors },
         });
@@ -279,10 +399,10 @@ pub fn forecast(
 /// steady the quantiles; on the benchmark sets the interval score improved up to six).
 /// Forecasts at origins shared with the selection are reused (their first steps); with no
 /// more origins than it had, its errors are returned.
-fn calibration_errors(cand: &Scored, pool: &[Box<dyn Model>], bt: &Backtester, selection: &Design) -> Vec<Vec<f64>> {
-    let cal = Design::calibration(bt.values.len(), selection);
+fn calibration_errors(cand: &Scored, rolling: &Rolling, selection: &Design) -> Vec<Vec<f64>> {
+    let cal = Design::calibration(rolling.values.len(), selection);
     if cal.origins.len() <= selection.origins.len() {
-        return bt.errors(&cand.preds, selection);
+        return rolling.errors(&cand.preds, selection);
     }
     let preds: Vec<Option<Vec<f64>>> = cal
         .origins
@@ -293,17 +413,15 @@ fn calibration_errors(cand: &Scored, pool: &[Box<dyn Model>], bt: &Backtester, s
                     return cand.preds[k].as_ref().map(|p| p[..cal.h].to_vec());
                 }
             }
-            let paths: Vec<Vec<f64>> =
-                cand.members.iter().map(|&m| bt.path(pool[m].as_ref(), o, cal.h)).collect::<Option<_>>()?;
-            Some(combine(&paths, cand.median))
+            rolling.path(cand.model.as_ref(), o, cal.h)
         })
         .collect();
-    bt.errors(&preds, &cal)
+    rolling.errors(&preds, &cal)
 }
 
 /// Adds pairwise means and the median of the best base models as candidates (scored from
-/// their backtest forecasts; only models with forecasts at every origin take part).
-fn add_combinations(scored: &mut Vec<Scored>, bt: &Backtester, design: &Design) {
+/// their rolling forecasts; only models with forecasts at every origin take part).
+fn add_combinations(scored: &mut Vec<Scored>, rolling: &Rolling, design: &Design) {
     let mut best: Vec<usize> = (0..scored.len())
         .filter(|&i| scored[i].mae.is_finite() && scored[i].preds.iter().all(Option::is_some))
         .collect();
@@ -319,23 +437,9 @@ fn add_combinations(scored: &mut Vec<Scored>, bt: &Backtester, design: &Design) 
         combos.push((best.clone(), true));
     }
     for (members, median) in combos {
-        let preds: Vec<Option<Vec<f64>>> = (0..design.origins.len())
-            .map(|k| {
-                let paths: Vec<Vec<f64>> =
-                    members.iter().map(|&m| scored[m].preds[k].clone()).collect::<Option<_>>()?;
-                Some(combine(&paths, median))
-            })
-            .collect();
-        let names: Vec<&str> = members.iter().map(|&m| scored[m].name.as_str()).collect();
-        let name = if median { format!("median({})", names.join(", ")) } else { format!("mean({})", names.join(", ")) };
-        let mae = bt.score(&preds, design);
-        scored.push(Scored {
-            name,
-            members: members.iter().flat_map(|&m| scored[m].members.clone()).collect(),
-            median,
-            preds,
-            mae,
-        });
+        let members = members.iter().map(|&m| scored[m].model.clone()).collect();
+        let combination: Arc<dyn Model> = Arc::new(Combination { members, median });
+        scored.push(Scored::new(combination, rolling, design));
     }
 }
 
@@ -508,7 +612,7 @@ mod tests {
     #[test]
     fn a_clean_trend_is_forecast_well_and_a_season_kept() {
         let trend: Vec<f64> = (0..24 * 30).map(|i| 0.1 + 0.0005 * i as f64 + 0.05 * ((i % 24) as f64 / 24.0)).collect();
-        let s = forecast(&trend, 3600, 48, 0.8, true, "auto").unwrap();
+        let s = forecast(&trend, 3600, 48, 0.8, true, Family::Auto).unwrap();
         assert!(s.backtest.as_ref().unwrap().mase.unwrap() < 0.2, "{:?}", s.backtest);
         for h in 0..48 {
             let i = 24 * 30 + h;
@@ -516,7 +620,7 @@ mod tests {
             assert!((s.forecast.mean[h] - want).abs() < 0.01, "{}: {h}", s.model);
         }
         let season: Vec<f64> = (0..24 * 30).map(|i| ((i % 24) as f64 * 0.7).sin()).collect();
-        let s = forecast(&season, 3600, 48, 0.8, false, "auto").unwrap();
+        let s = forecast(&season, 3600, 48, 0.8, false, Family::Auto).unwrap();
         assert!(s.backtest.unwrap().mae < 1e-6, "{}", s.model);
     }
 
@@ -531,13 +635,13 @@ mod tests {
         };
         let n = 24 * 364 * 2 + 24 * 150;
         let (y, h): (Vec<f64>, usize) = ((0..n).map(at).collect(), 24 * 90);
-        let s = forecast(&y, 3600, h, 0.8, true, "auto").unwrap();
+        let s = forecast(&y, 3600, h, 0.8, true, Family::Auto).unwrap();
         assert!(s.model.contains("year_ago"), "{}", s.model);
         let mae = |f: &[f64]| (0..h).map(|k| (f[k] - at(n + k)).abs()).sum::<f64>() / h as f64;
         let weekly = SeasonalNaive { period: 168 }.fit(&y).unwrap().predict(h, 0.8).mean;
         assert!(mae(&s.forecast.mean) < 0.5 * mae(&weekly), "{} vs {}", mae(&s.forecast.mean), mae(&weekly));
         // A year of history (the long benchmark's shape) cannot backtest it: not a candidate.
-        let pool = candidates("auto", 3600, &y[..24 * 365], h);
+        let pool = Family::Auto.candidates(3600, &y[..24 * 365], h);
         assert!(pool.iter().all(|m| m.name() != "year_ago"));
     }
 
@@ -548,7 +652,7 @@ mod tests {
             .map(|i| 5.0 + ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin() + noise(i) + noise(i * 7 + 3))
             .collect();
         let (train, test) = y.split_at(24 * 53);
-        let s = forecast(train, 3600, test.len(), 0.8, false, "auto").unwrap();
+        let s = forecast(train, 3600, test.len(), 0.8, false, Family::Auto).unwrap();
         let inside =
             test.iter().enumerate().filter(|(h, v)| **v >= s.forecast.lower[*h] && **v <= s.forecast.upper[*h]).count();
         let cov = inside as f64 / test.len() as f64;
@@ -560,25 +664,26 @@ mod tests {
     #[test]
     fn families_restrict_the_pool() {
         let y: Vec<f64> = (0..400).map(|i| i as f64).collect();
-        let s = forecast(&y, 3600, 10, 0.8, false, "seasonal_naive").unwrap();
+        let s = forecast(&y, 3600, 10, 0.8, false, Family::SeasonalNaive).unwrap();
         assert!(s.model.starts_with("seasonal_naive") || s.model.contains("seasonal_naive"), "{}", s.model);
-        for fam in FAMILIES {
+        for fam in Family::ALL {
             assert!(forecast(&y, 3600, 10, 0.8, false, fam).is_ok(), "{fam}");
+            assert_eq!(Family::parse(fam.name()), Ok(fam));
         }
-        assert!(forecast(&y, 3600, 10, 0.8, false, "prophet").is_err());
+        assert!(Family::parse("prophet").is_err());
     }
 
     #[test]
     fn tiny_series_still_forecast() {
-        let s = forecast(&[0.5, 0.5, 0.5], 3600, 5, 0.8, true, "auto").unwrap();
+        let s = forecast(&[0.5, 0.5, 0.5], 3600, 5, 0.8, true, Family::Auto).unwrap();
         assert_eq!(s.forecast.mean, vec![0.5; 5]);
-        assert!(forecast(&[0.5], 3600, 5, 0.8, true, "auto").is_err());
+        assert!(forecast(&[0.5], 3600, 5, 0.8, true, Family::Auto).is_err());
     }
 
     #[test]
     fn non_negative_series_stay_non_negative() {
         let y: Vec<f64> = (0..200).map(|i| (200 - i) as f64 * 0.01).collect();
-        let s = forecast(&y, 3600, 500, 0.8, false, "auto").unwrap();
+        let s = forecast(&y, 3600, 500, 0.8, false, Family::Auto).unwrap();
         assert!(s.forecast.lower.iter().all(|v| *v >= 0.0));
     }
 
@@ -592,7 +697,7 @@ mod tests {
             bounded: bool,
         ) {
             prop_assume!(values.iter().filter(|v| v.is_finite()).count() >= 3);
-            let s = forecast(&values, 3600, horizon, level, bounded, "auto").unwrap();
+            let s = forecast(&values, 3600, horizon, level, bounded, Family::Auto).unwrap();
             let f = &s.forecast;
             prop_assert_eq!(f.mean.len(), horizon);
             for i in 0..horizon {
