@@ -91,23 +91,25 @@ impl Ledger {
                 redactor.add(&s);
             }
         }
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| LedgerError {
-            place: String::new(),
-            what: "cannot start the I/O runtime".into(),
-            cause: e.to_string(),
-        })?;
-        let (store, prefix, shown): (Arc<dyn ObjectStore>, StorePath, String) = match &cfg.place {
+        let shown = match &cfg.place {
+            LedgerPlace::Path(p) => p.display().to_string(),
+            LedgerPlace::Url(u) => u.clone(),
+        };
+        let fail = |what: &str, e: &dyn std::fmt::Display| LedgerError {
+            place: shown.clone(),
+            what: what.into(),
+            cause: one_line(&redactor.redact(&e.to_string())),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail("cannot start the I/O runtime", &e))?;
+        let (store, prefix): (Arc<dyn ObjectStore>, StorePath) = match &cfg.place {
             LedgerPlace::Path(p) => {
-                let shown = p.display().to_string();
-                let fail = |what: &str, e: &dyn std::fmt::Display| LedgerError {
-                    place: shown.clone(),
-                    what: what.into(),
-                    cause: one_line(&e.to_string()),
-                };
                 std::fs::create_dir_all(p).map_err(|e| fail("cannot create the folder", &e))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(p)
                     .map_err(|e| fail("cannot open the folder", &e))?;
-                (Arc::new(fs), StorePath::default(), shown)
+                (Arc::new(fs), StorePath::default())
             }
             LedgerPlace::Url(u) => {
                 let rest = u.split_once("://").map_or("", |(_, r)| r);
@@ -137,12 +139,7 @@ impl Ledger {
                         .build()
                         .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
                 };
-                let store = built.map_err(|e| LedgerError {
-                    place: u.clone(),
-                    what: "cannot open the bucket".into(),
-                    cause: one_line(&redactor.redact(&e.to_string())),
-                })?;
-                (store, prefix, u.clone())
+                (built.map_err(|e| fail("cannot open the bucket", &e))?, prefix)
             }
         };
         Ok(Ledger { store, prefix, shown, runtime, redactor })
