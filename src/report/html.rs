@@ -1,14 +1,16 @@
 //! `index.html`: one self-contained page (inline CSS, inline SVG plots, a few lines of JS to
-//! sort the table; nothing loaded from the network). Resources ranked by days of headroom,
+//! sort the table; nothing loaded from the network), built with maud. Resources ranked by days of headroom,
 //! each with its plot, model, backtest score, thresholds and crossings; failed resources with
-//! their reasons; the run's settings. Every name from a file or server is escaped.
+//! their reasons; the run's settings. Every spliced value is escaped by construction; only
+//! our own plot SVG, CSS and JS and the escaped explore JSON go in as [`PreEscaped`].
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::overview;
 use super::track::{self, Table, TrackTables};
-use super::{Exporter, Report, ReportError, escape_xml as esc, fmt_value, level, opt_day, percent, threshold};
+use super::{Exporter, Report, ReportError, fmt_value, level, opt_day, percent, threshold};
 use crate::outcome::{ResourceForecast, RunResult, View};
 use crate::time::{day, format_duration, rfc3339};
 use crate::track::{Bin, FleetLead};
@@ -190,183 +192,203 @@ impl Exporter for Page {
     fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let run = report.run;
         let as_of = run.as_of;
-        let mut h = String::new();
         let alerting = run.resources.iter().filter(|r| r.alert(as_of).is_some()).count();
-        let _ = write!(
-            h,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <title>headroom: capacity forecast as of {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-            day(as_of)
-        );
-        let _ = writeln!(
-            h,
-            "<h1>Capacity forecast</h1>\n<p class=\"sub\">As of {} · {} resources · {} alerting within their alert window · {} errors</p>",
-            rfc3339(as_of),
-            run.resources.len(),
-            alerting,
-            run.errors.len()
-        );
-
-        overview_section(&mut h, run, &report.meta.group_by);
-
-        // Ranking, with the filters above it. A large fleet's page has sections for its
-        // plotted resources only; the rest are rows.
+        // A large fleet's page has sections for its plotted resources only; the rest are rows.
         let every = super::stream::Streamer::everything_for(run.total, report.meta.full);
-        let ledger = run.ledger.is_some();
-        filters_bar(&mut h, run, &report.meta.group_by);
-        let _ = write!(
-            h,
-            "<div class=\"scroll\"><table class=\"sortable\" id=\"ranking\">\n<thead><tr><th>#</th><th>Resource</th><th>Status</th><th>Last</th><th>Headroom (days)</th><th>Soft: expected / earliest</th><th>Hard: expected / earliest</th><th>P(hard)</th><th>Model</th><th>MASE</th>{}</tr></thead>\n<tbody>\n",
-            if ledger { "<th>Moved since last run</th>" } else { "" }
-        );
-        for (i, r) in run.resources.iter().enumerate() {
-            let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
-            let v = r.view(as_of);
-            let headroom = v.headroom_days;
-            let cross = |name: &str| match v.crossings.iter().find(|c| c.breach.name == name) {
-                None => "–".to_string(),
-                Some(c) if c.breach.already_breached => "already breached".into(),
-                Some(c) => format!("{} / {}", opt_day(c.expected), opt_day(c.earliest)),
-            };
-            let p_hard = v.p_hard;
-            let mase = r.backtest.as_ref().and_then(|b| b.mase);
-            let moved = if ledger { format!("<td>{}</td>", esc(&track::moved_cell(r))) } else { String::new() };
-            let name_cell = if every || report.plots.contains_key(&r.name) {
-                format!("<a href=\"#r-{}\">{}</a>", esc(&slug), esc(&r.name))
-            } else {
-                esc(&r.name)
-            };
-            let crosses: Vec<&str> =
-                v.crossings.iter().filter(|c| c.earliest.is_some()).map(|c| c.breach.name.as_str()).collect();
-            let search: Vec<String> = std::iter::once(r.name.to_lowercase())
-                .chain(r.labels.iter().map(|(k, v)| format!("{k}={v}").to_lowercase()))
-                .collect();
-            let _ = write!(
-                h,
-                "<tr data-slug=\"{}\" data-status=\"{}\" data-group=\"{}\" data-crosses=\"{}\" data-search=\"{}\">",
-                esc(&slug),
-                esc(v.status),
-                esc(&overview::group_of(r, &report.meta.group_by)),
-                esc(&crosses.join(" ")),
-                esc(&search.join(" ")),
-            );
-            let _ = writeln!(
-                h,
-                "<td class=\"num\">{}</td><td>{}</td><td data-v=\"{}\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td>{}</tr>",
-                i + 1,
-                name_cell,
-                status_rank(&v),
-                status_badge(&v),
-                level(r, r.last_value),
-                headroom.map_or("Infinity".into(), |d| format!("{d:.3}")),
-                headroom.map_or("&gt; horizon".into(), |d| format!("{d:.1}")),
-                cross("soft"),
-                cross("hard"),
-                p_hard.unwrap_or(-1.0),
-                p_hard.map_or("–".into(), percent),
-                esc(&r.model),
-                mase.unwrap_or(f64::MAX),
-                mase.map_or("–".into(), |m| format!("{m:.2}")),
-                moved,
-            );
-        }
-        h.push_str("</tbody>\n</table></div>\n");
-        h.push_str("<p class=\"sub\">Headroom: days from the as-of date to the first upper-bound crossing of any threshold. Expected: the mean forecast reaches the threshold; earliest: the upper bound of the prediction interval does. Click a column to sort.</p>\n");
-
-        if !run.errors.is_empty() {
-            h.push_str("<section id=\"errors\">\n<h2>Could not be forecast</h2>\n<ul class=\"errors\">\n");
-            for e in &run.errors {
-                let _ = writeln!(
-                    h,
-                    "<li><span class=\"status status-error\">error</span> {}{}</li>",
-                    e.resource.as_deref().map_or(String::new(), |r| format!("<strong>{}</strong>: ", esc(r))),
-                    esc(&e.message)
-                );
+        let shown = |r: &ResourceForecast| every || report.plots.contains_key(&r.name);
+        let page = html! {
+            (DOCTYPE) "\n"
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "headroom: capacity forecast as of " (day(as_of)) }
+                    style { (PreEscaped(STYLE)) }
+                }
+                "\n"
+                body {
+                    h1 { "Capacity forecast" }
+                    p.sub {
+                        "As of " (rfc3339(as_of)) " · " (run.resources.len()) " resources · " (alerting)
+                        " alerting within their alert window · " (run.errors.len()) " errors"
+                    }
+                    "\n"
+                    (overview_section(run, &report.meta.group_by))
+                    (filters_bar(run, &report.meta.group_by))
+                    (ranking(report, &shown))
+                    @if !run.errors.is_empty() {
+                        section #errors {
+                            h2 { "Could not be forecast" }
+                            ul.errors {
+                                @for e in &run.errors {
+                                    li {
+                                        span.status.status-error { "error" } " "
+                                        @if let Some(r) = &e.resource { strong { (r) } ": " }
+                                        (e.message)
+                                    }
+                                    "\n"
+                                }
+                            }
+                        }
+                        "\n"
+                    }
+                    @if let Some(t) = track::tables(run) { (track_section(&t, run)) }
+                    @for r in run.resources.iter().filter(|r| shown(r)) { (resource_section(report, r)) }
+                    (settings_section(report))
+                    script { (PreEscaped(SCRIPT)) }
+                }
             }
-            h.push_str("</ul>\n</section>\n");
-        }
+            "\n"
+        };
+        Ok(page.into_string().into_bytes())
+    }
+}
 
-        if let Some(t) = track::tables(run) {
-            track_section(&mut h, &t, run);
+/// Every resource ranked by headroom, one row each; its name links to its section where the
+/// page has one.
+fn ranking(report: &Report, shown: &dyn Fn(&ResourceForecast) -> bool) -> Markup {
+    let run = report.run;
+    let ledger = run.ledger.is_some();
+    html! {
+        div.scroll {
+            table.sortable #ranking {
+                thead {
+                    tr {
+                        th { "#" } th { "Resource" } th { "Status" } th { "Last" } th { "Headroom (days)" }
+                        th { "Soft: expected / earliest" } th { "Hard: expected / earliest" } th { "P(hard)" }
+                        th { "Model" } th { "MASE" }
+                        @if ledger { th { "Moved since last run" } }
+                    }
+                }
+                "\n"
+                tbody {
+                    @for (i, r) in run.resources.iter().enumerate() {
+                        (ranking_row(report, i + 1, r, shown(r), ledger)) "\n"
+                    }
+                }
+            }
         }
-        for r in run.resources.iter().filter(|r| every || report.plots.contains_key(&r.name)) {
-            resource_section(&mut h, report, r);
+        p.sub {
+            "Headroom: days from the as-of date to the first upper-bound crossing of any threshold. \
+             Expected: the mean forecast reaches the threshold; earliest: the upper bound of the \
+             prediction interval does. Click a column to sort."
         }
-        settings_section(&mut h, report);
-        let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
-        Ok(h.into_bytes())
+        "\n"
+    }
+}
+
+fn ranking_row(report: &Report, rank: usize, r: &ResourceForecast, linked: bool, ledger: bool) -> Markup {
+    let slug = report.slugs.get(&r.name).map_or("", String::as_str);
+    let v = r.view(report.run.as_of);
+    let cross = |name: &str| match v.crossings.iter().find(|c| c.breach.name == name) {
+        None => "–".to_string(),
+        Some(c) if c.breach.already_breached => "already breached".into(),
+        Some(c) => format!("{} / {}", opt_day(c.expected), opt_day(c.earliest)),
+    };
+    let mase = r.backtest.as_ref().and_then(|b| b.mase);
+    let crosses: Vec<&str> =
+        v.crossings.iter().filter(|c| c.earliest.is_some()).map(|c| c.breach.name.as_str()).collect();
+    let search: Vec<String> = std::iter::once(r.name.to_lowercase())
+        .chain(r.labels.iter().map(|(k, v)| format!("{k}={v}").to_lowercase()))
+        .collect();
+    html! {
+        tr data-slug=(slug) data-status=(v.status) data-group=(overview::group_of(r, &report.meta.group_by))
+            data-crosses=(crosses.join(" ")) data-search=(search.join(" ")) {
+            td.num { (rank) }
+            td { @if linked { a href={ "#r-" (slug) } { (r.name) } } @else { (r.name) } }
+            td data-v=(status_rank(&v)) { (status_badge(&v)) }
+            td.num { (level(r, r.last_value)) }
+            td.num data-v=(v.headroom_days.map_or("Infinity".into(), |d| format!("{d:.3}"))) {
+                (v.headroom_days.map_or("> horizon".into(), |d| format!("{d:.1}")))
+            }
+            td { (cross("soft")) }
+            td { (cross("hard")) }
+            td.num data-v=(v.p_hard.unwrap_or(-1.0)) { (v.p_hard.map_or("–".into(), percent)) }
+            td { (r.model) }
+            td.num data-v=(mase.unwrap_or(f64::MAX)) { (mase.map_or("–".into(), |m| format!("{m:.2}"))) }
+            @if ledger { td { (track::moved_cell(r)) } }
+        }
     }
 }
 
 /// The fleet at a glance: counts by status, the weeks the first crossings fall in, the spread
 /// of headroom and the groups most at risk.
-fn overview_section(h: &mut String, run: &RunResult, group_by: &str) {
+fn overview_section(run: &RunResult, group_by: &str) -> Markup {
     let o = overview::overview(run, group_by);
-    let _ = writeln!(
-        h,
-        "<section id=\"overview\">\n<p class=\"counts\"><span class=\"status status-hard\">{} hard</span> \
-         <span class=\"status status-soft\">{} soft</span> <span class=\"status status-ok\">{} ok</span> \
-         <span class=\"status status-error\">{} failed</span> · {} already at a threshold</p>",
-        o.hard, o.soft, o.ok, o.failed, o.already
-    );
-    h.push_str("<div class=\"charts\">");
-    h.push_str(&calendar_chart(&o.calendar));
-    h.push_str(&headroom_chart(&o.headroom));
-    h.push_str("</div>\n");
-    let shown: Vec<&overview::Group> = o.groups.iter().take(GROUPS_SHOWN).collect();
-    if o.groups.len() > 1 {
-        let more = o.groups.len().saturating_sub(GROUPS_SHOWN);
-        let _ = writeln!(
-            h,
-            "<h3>By group <code>{}</code>{}</h3>",
-            esc(group_by),
-            if more > 0 { format!(" (the {GROUPS_SHOWN} most at risk of {})", o.groups.len()) } else { String::new() }
-        );
-        h.push_str(r#"<div class="scroll"><table class="sortable" id="groups">
-<thead><tr><th>group</th><th>resources</th><th>at risk</th><th>earliest crossing</th><th>capacity needed (largest)</th></tr></thead>
-<tbody>
-"#);
-        for g in &shown {
-            let _ = writeln!(
-                h,
-                "<tr><td><a href=\"#group={}\">{}</a></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&url_component(&g.name)),
-                esc(&g.name),
-                g.resources,
-                g.at_risk,
-                g.earliest.map_or("–".into(), day),
-                g.capacity_needed.map_or("–".into(), |k| format!("×{k:.2}")),
-            );
+    let more = o.groups.len().saturating_sub(GROUPS_SHOWN);
+    html! {
+        section #overview {
+            p.counts {
+                span.status.status-hard { (o.hard) " hard" } " "
+                span.status.status-soft { (o.soft) " soft" } " "
+                span.status.status-ok { (o.ok) " ok" } " "
+                span.status.status-error { (o.failed) " failed" } " · " (o.already) " already at a threshold"
+            }
+            "\n"
+            div.charts { (calendar_chart(&o.calendar)) (headroom_chart(&o.headroom)) }
+            "\n"
+            @if o.groups.len() > 1 {
+                h3 {
+                    "By group " code { (group_by) }
+                    @if more > 0 { " (the " (GROUPS_SHOWN) " most at risk of " (o.groups.len()) ")" }
+                }
+                "\n"
+                div.scroll {
+                    table.sortable #groups {
+                        thead {
+                            tr {
+                                th { "group" } th { "resources" } th { "at risk" } th { "earliest crossing" }
+                                th { "capacity needed (largest)" }
+                            }
+                        }
+                        "\n"
+                        tbody {
+                            @for g in o.groups.iter().take(GROUPS_SHOWN) {
+                                tr {
+                                    td { a href={ "#group=" (url_component(&g.name)) } { (g.name) } }
+                                    td.num { (g.resources) }
+                                    td.num { (g.at_risk) }
+                                    td { (g.earliest.map_or("–".into(), day)) }
+                                    td { (g.capacity_needed.map_or("–".into(), |k| format!("×{k:.2}"))) }
+                                }
+                                "\n"
+                            }
+                        }
+                    }
+                }
+                "\n"
+            }
         }
-        h.push_str("</tbody>\n</table></div>\n");
+        "\n"
     }
-    h.push_str("</section>\n");
 }
 
 /// Search box and filters over the ranking (and the resource sections below it); the page's
 /// URL keeps them (`#status=hard&group=patroni`), so a link opens the same view.
-fn filters_bar(h: &mut String, run: &RunResult, group_by: &str) {
+fn filters_bar(run: &RunResult, group_by: &str) -> Markup {
     let groups: BTreeSet<String> = run.resources.iter().map(|r| overview::group_of(r, group_by)).collect();
     let thresholds: BTreeSet<&str> =
         run.resources.iter().flat_map(|r| r.breaches.iter().map(|b| b.name.as_str())).collect();
-    h.push_str("<div id=\"filters\" class=\"filters\"><input type=\"search\" id=\"f-q\" placeholder=\"Search names and labels\" aria-label=\"Search names and labels\">");
-    h.push_str("<select id=\"f-status\" aria-label=\"Status\"><option value=\"\">any status</option>");
-    for s in ["hard", "soft", "ok"] {
-        let _ = write!(h, "<option value=\"{s}\">{s}</option>");
+    html! {
+        div #filters .filters {
+            input type="search" #f-q placeholder="Search names and labels" aria-label="Search names and labels";
+            select #f-status aria-label="Status" {
+                option value="" { "any status" }
+                @for s in ["hard", "soft", "ok"] { option value=(s) { (s) } }
+            }
+            select #f-group aria-label="Group" {
+                option value="" { "any group" }
+                @for g in &groups { option value=(g) { (g) } }
+            }
+            select #f-threshold aria-label="Threshold" {
+                option value="" { "any threshold" }
+                @for t in &thresholds { option value=(t) { "crosses " (t) " within the horizon" } }
+            }
+            " "
+            span #f-shown .sub {}
+        }
+        "\n"
     }
-    h.push_str("</select><select id=\"f-group\" aria-label=\"Group\"><option value=\"\">any group</option>");
-    for g in &groups {
-        let _ = write!(h, "<option value=\"{0}\">{0}</option>", esc(g));
-    }
-    h.push_str(
-        "</select><select id=\"f-threshold\" aria-label=\"Threshold\"><option value=\"\">any threshold</option>",
-    );
-    for t in &thresholds {
-        let _ = write!(h, "<option value=\"{0}\">crosses {0} within the horizon</option>", esc(t));
-    }
-    h.push_str("</select> <span id=\"f-shown\" class=\"sub\"></span></div>\n");
 }
 
 /// Percent-encodes a value for the page's `#key=value` links (as `encodeURIComponent`).
@@ -377,425 +399,397 @@ fn url_component(s: &str) -> String {
 /// Groups listed in the overview.
 const GROUPS_SHOWN: usize = 20;
 
+/// A coordinate in an inline chart, to a tenth of a pixel.
+fn px(v: f64) -> String {
+    format!("{v:.1}")
+}
+
 /// First crossings per week over the horizon: soft and hard bars side by side.
-fn calendar_chart(weeks: &[overview::Week]) -> String {
+fn calendar_chart(weeks: &[overview::Week]) -> Markup {
     let (w, hgt, left, bottom) = (460.0, 180.0, 30.0, 28.0);
     let plot_h = hgt - bottom - 16.0;
     let most = weeks.iter().map(|k| k.soft.max(k.hard)).max().unwrap_or(0).max(1) as f64;
     let bw = (w - left - 8.0) / weeks.len().max(1) as f64;
     let y = |v: f64| 16.0 + plot_h * (1.0 - v / most);
-    let mut s = format!(
-        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"First crossings per week\">\
-         <text x=\"{left}\" y=\"11\" font-size=\"10\">first crossings per week (earliest: upper bound)</text>"
-    );
-    for (i, k) in weeks.iter().enumerate() {
-        let x = left + i as f64 * bw;
-        for (j, (n, color, what)) in [(k.soft, "#ff7f0e", "soft"), (k.hard, "#d62728", "hard")].into_iter().enumerate()
-        {
-            if n == 0 {
-                continue;
+    html! {
+        svg.chart width=(w) height=(hgt) viewBox={ "0 0 " (w) " " (hgt) } role="img" aria-label="First crossings per week" {
+            text x=(left) y="11" font-size="10" { "first crossings per week (earliest: upper bound)" }
+            @for (i, k) in weeks.iter().enumerate() {
+                @let x = left + i as f64 * bw;
+                @for (j, (n, color, what)) in [(k.soft, "#ff7f0e", "soft"), (k.hard, "#d62728", "hard")].into_iter().enumerate() {
+                    @if n > 0 {
+                        rect x=(px(x + 1.0 + j as f64 * (bw - 2.0) / 2.0)) y=(px(y(n as f64)))
+                            width=(px(((bw - 2.0) / 2.0).max(1.0))) height=(px(y(0.0) - y(n as f64))) fill=(color) {
+                            title { "week of " (day(k.start)) ": " (n) " first " (what) " crossing" @if n != 1 { "s" } }
+                        }
+                    }
+                }
+                @if i % 4 == 0 {
+                    text x=(px(x)) y=(px(hgt - bottom + 12.0)) font-size="9" { (day(k.start)[5..]) }
+                }
             }
-            let _ = write!(
-                s,
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>week of {}: {n} first {what} crossing{}</title></rect>",
-                x + 1.0 + j as f64 * (bw - 2.0) / 2.0,
-                y(n as f64),
-                ((bw - 2.0) / 2.0).max(1.0),
-                y(0.0) - y(n as f64),
-                day(k.start),
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        if i % 4 == 0 {
-            let _ = write!(
-                s,
-                "<text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"9\">{}</text>",
-                hgt - bottom + 12.0,
-                &day(k.start)[5..]
-            );
+            text x=(px(left - 3.0)) y=(px(y(most) + 8.0)) font-size="9" text-anchor="end" { (most) }
+            text x=(px(left - 3.0)) y=(px(y(0.0))) font-size="9" text-anchor="end" { "0" }
         }
     }
-    let _ = write!(
-        s,
-        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"end\">{most}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"end\">0</text></svg>",
-        left - 3.0,
-        y(most) + 8.0,
-        left - 3.0,
-        y(0.0)
-    );
-    s
 }
 
 /// Resources per headroom bucket, as horizontal bars.
-fn headroom_chart(counts: &[usize]) -> String {
+fn headroom_chart(counts: &[usize]) -> Markup {
     let (w, row) = (300.0, 22.0);
     let hgt = 18.0 + row * counts.len() as f64;
     let most = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let mut s = format!(
-        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Headroom\">\
-         <text x=\"6\" y=\"11\" font-size=\"10\">resources by headroom</text>"
-    );
-    for (i, (&n, (label, _))) in counts.iter().zip(overview::HEADROOM_BUCKETS.iter()).enumerate() {
-        let y = 18.0 + i as f64 * row;
-        let len = (w - 130.0) * n as f64 / most;
-        let _ = write!(
-            s,
-            "<text x=\"6\" y=\"{:.1}\" font-size=\"10\">{label}</text><rect x=\"80\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"#1f77b4\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{n}</text>",
-            y + 14.0,
-            y + 3.0,
-            row - 6.0,
-            84.0 + len,
-            y + 14.0
-        );
+    html! {
+        svg.chart width=(w) height=(hgt) viewBox={ "0 0 " (w) " " (hgt) } role="img" aria-label="Headroom" {
+            text x="6" y="11" font-size="10" { "resources by headroom" }
+            @for (i, (&n, (label, _))) in counts.iter().zip(overview::HEADROOM_BUCKETS.iter()).enumerate() {
+                @let y = 18.0 + i as f64 * row;
+                @let len = (w - 130.0) * n as f64 / most;
+                text x="6" y=(px(y + 14.0)) font-size="10" { (label) }
+                rect x="80" y=(px(y + 3.0)) width=(px(len)) height=(px(row - 6.0)) fill="#1f77b4" {}
+                text x=(px(84.0 + len)) y=(px(y + 14.0)) font-size="10" { (n) }
+            }
+        }
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// The track record: how earlier forecasts did, charted and tabled.
-fn track_section(h: &mut String, t: &TrackTables, run: &RunResult) {
+fn track_section(t: &TrackTables, run: &RunResult) -> Markup {
     let f = run.fleet_track();
     let level = run.resources.first().map_or(0.8, |r| r.settings.level);
-    let _ = writeln!(h, "<section id=\"track\">\n<h2>Track record</h2>\n<p>{}</p>", esc(&t.intro));
-    if !f.leads.is_empty() {
-        h.push_str("<div class=\"charts\">");
-        h.push_str(&coverage_chart(&f.leads, level));
-        if !f.reliability.is_empty() {
-            h.push_str(&reliability_chart(&f.reliability));
+    html! {
+        section #track {
+            h2 { "Track record" }
+            p { (t.intro) }
+            "\n"
+            @if !f.leads.is_empty() {
+                div.charts {
+                    (coverage_chart(&f.leads, level))
+                    @if !f.reliability.is_empty() { (reliability_chart(&f.reliability)) }
+                }
+                "\n"
+            }
+            (table(&t.leads, "track-leads"))
+            p { (t.odds) }
+            "\n"
+            @if !t.reliability.rows.is_empty() { (table(&t.reliability, "track-reliability")) }
+            p { (t.dates) }
+            "\n"
+            @if !t.moved.rows.is_empty() {
+                h3 { "Moved since the last run" }
+                "\n"
+                (table(&t.moved, "track-moved"))
+            }
         }
-        h.push_str("</div>\n");
+        "\n"
     }
-    h.push_str(&table(&t.leads, "track-leads"));
-    let _ = writeln!(h, "<p>{}</p>", esc(&t.odds));
-    if !t.reliability.rows.is_empty() {
-        h.push_str(&table(&t.reliability, "track-reliability"));
-    }
-    let _ = writeln!(h, "<p>{}</p>", esc(&t.dates));
-    if !t.moved.rows.is_empty() {
-        h.push_str("<h3>Moved since the last run</h3>\n");
-        h.push_str(&table(&t.moved, "track-moved"));
-    }
-    h.push_str("</section>\n");
 }
 
-/// An HTML table, every cell escaped.
-fn table(t: &Table, id: &str) -> String {
-    let mut s = format!("<div class=\"scroll\"><table class=\"sortable\" id=\"{id}\">\n<thead><tr>");
-    for c in &t.head {
-        let _ = write!(s, "<th>{}</th>", esc(c));
-    }
-    s.push_str("</tr></thead>\n<tbody>\n");
-    for row in &t.rows {
-        s.push_str("<tr>");
-        for c in row {
-            let _ = write!(s, "<td>{}</td>", esc(c));
+/// A sortable HTML table of text cells.
+fn table(t: &Table, id: &str) -> Markup {
+    html! {
+        div.scroll {
+            table.sortable id=(id) {
+                thead { tr { @for c in &t.head { th { (c) } } } }
+                "\n"
+                tbody {
+                    @for row in &t.rows {
+                        tr { @for c in row { td { (c) } } }
+                        "\n"
+                    }
+                }
+            }
         }
-        s.push_str("</tr>\n");
+        "\n"
     }
-    s.push_str("</tbody>\n</table></div>\n");
-    s
 }
 
 /// Band coverage by lead time as bars, against a line at the nominal level.
-fn coverage_chart(leads: &[FleetLead], level: f64) -> String {
+fn coverage_chart(leads: &[FleetLead], level: f64) -> Markup {
     let (w, hgt, left, bottom) = (360.0, 200.0, 40.0, 30.0);
     let plot_h = hgt - bottom - 10.0;
     let bw = (w - left - 10.0) / leads.len().max(1) as f64;
     let y = |v: f64| 10.0 + plot_h * (1.0 - v.clamp(0.0, 1.0));
-    let mut s = format!(
-        "<svg class=\"chart\" width=\"{w}\" height=\"{hgt}\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-label=\"Band coverage by lead time\">\
-         <text x=\"{left}\" y=\"9\" font-size=\"10\">coverage of the band by lead time</text>"
-    );
-    for (i, l) in leads.iter().enumerate() {
-        let x = left + i as f64 * bw + 4.0;
-        let _ = write!(
-            s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#1f77b4\"><title>{}: {:.0} % of {} points</title></rect>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
-            y(l.coverage),
-            bw - 8.0,
-            y(0.0) - y(l.coverage),
-            esc(&l.lead),
-            100.0 * l.coverage,
-            l.points,
-            x + (bw - 8.0) / 2.0,
-            hgt - bottom + 14.0,
-            esc(&l.lead)
-        );
+    html! {
+        svg.chart width=(w) height=(hgt) viewBox={ "0 0 " (w) " " (hgt) } role="img" aria-label="Band coverage by lead time" {
+            text x=(left) y="9" font-size="10" { "coverage of the band by lead time" }
+            @for (i, l) in leads.iter().enumerate() {
+                @let x = left + i as f64 * bw + 4.0;
+                rect x=(px(x)) y=(px(y(l.coverage))) width=(px(bw - 8.0)) height=(px(y(0.0) - y(l.coverage))) fill="#1f77b4" {
+                    title { (l.lead) ": " (format!("{:.0}", 100.0 * l.coverage)) " % of " (l.points) " points" }
+                }
+                text x=(px(x + (bw - 8.0) / 2.0)) y=(px(hgt - bottom + 14.0)) font-size="10" text-anchor="middle" { (l.lead) }
+            }
+            @for v in [0.0, 0.5, 1.0] {
+                text x=(px(left - 4.0)) y=(px(y(v) + 3.0)) font-size="10" text-anchor="end" { (format!("{:.0}", 100.0 * v)) " %" }
+            }
+            line x1=(left) x2=(px(w - 10.0)) y1=(px(y(level))) y2=(px(y(level))) stroke="#d62728" stroke-dasharray="4 3" {
+                title { "nominal " (format!("{:.0}", 100.0 * level)) " %" }
+            }
+        }
     }
-    for v in [0.0, 0.5, 1.0] {
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{:.0} %</text>",
-            left - 4.0,
-            y(v) + 3.0,
-            100.0 * v
-        );
-    }
-    let _ = write!(
-        s,
-        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"><title>nominal {:.0} %</title></line></svg>",
-        w - 10.0,
-        y(level),
-        y(level),
-        100.0 * level
-    );
-    s
 }
 
 /// Predicted against observed frequency of past breach odds, with the diagonal.
-fn reliability_chart(bins: &[Bin]) -> String {
+fn reliability_chart(bins: &[Bin]) -> Markup {
     let (size, pad) = (200.0, 30.0);
     let span = size - 2.0 * pad;
-    let px = |v: f64| pad + span * v;
-    let py = |v: f64| size - pad - span * v;
-    let mut s = format!(
-        "<svg class=\"chart\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\" role=\"img\" aria-label=\"Reliability of breach odds\">\
-         <text x=\"{pad}\" y=\"12\" font-size=\"10\">observed vs predicted odds</text>\
-         <rect x=\"{pad}\" y=\"{pad}\" width=\"{span}\" height=\"{span}\" fill=\"none\" stroke=\"#ccc\"/>\
-         <line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
-        px(0.0),
-        py(0.0),
-        px(1.0),
-        py(1.0)
-    );
+    let x = |v: f64| pad + span * v;
+    let y = |v: f64| size - pad - span * v;
     let most = bins.iter().map(|b| b.count).max().unwrap_or(1) as f64;
-    for b in bins {
-        let r = 2.0 + 5.0 * (b.count as f64 / most).sqrt();
-        let _ = write!(
-            s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r:.1}\" fill=\"#1f77b4\"><title>predicted {:.0} %, observed {:.0} % ({} forecasts)</title></circle>",
-            px(b.mean_probability),
-            py(b.observed),
-            100.0 * b.mean_probability,
-            100.0 * b.observed,
-            b.count
-        );
+    html! {
+        svg.chart width=(size) height=(size) viewBox={ "0 0 " (size) " " (size) } role="img" aria-label="Reliability of breach odds" {
+            text x=(pad) y="12" font-size="10" { "observed vs predicted odds" }
+            rect x=(pad) y=(pad) width=(span) height=(span) fill="none" stroke="#ccc" {}
+            line x1=(x(0.0)) y1=(y(0.0)) x2=(x(1.0)) y2=(y(1.0)) stroke="#999" stroke-dasharray="4 3" {}
+            @for b in bins {
+                circle cx=(px(x(b.mean_probability))) cy=(px(y(b.observed)))
+                    r=(px(2.0 + 5.0 * (b.count as f64 / most).sqrt())) fill="#1f77b4" {
+                    title {
+                        "predicted " (format!("{:.0}", 100.0 * b.mean_probability)) " %, observed "
+                        (format!("{:.0}", 100.0 * b.observed)) " % (" (b.count) " forecasts)"
+                    }
+                }
+            }
+            text x=(x(0.5)) y=(size - 8.0) font-size="10" text-anchor="middle" { "predicted" }
+            text x="10" y=(y(0.5)) font-size="10" transform={ "rotate(-90 10 " (y(0.5)) ")" } text-anchor="middle" { "observed" }
+        }
     }
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">predicted</text>\
-         <text x=\"10\" y=\"{}\" font-size=\"10\" transform=\"rotate(-90 10 {})\" text-anchor=\"middle\">observed</text></svg>",
-        px(0.5),
-        size - 8.0,
-        py(0.5),
-        py(0.5)
-    );
-    s
 }
 
-fn resource_section(h: &mut String, report: &Report, r: &ResourceForecast) {
-    let as_of = report.run.as_of;
-    let s = &r.settings;
-    let slug = report.slugs.get(&r.name).cloned().unwrap_or_default();
-    let v = r.view(as_of);
-    let _ = writeln!(h, "<article id=\"r-{}\">\n<h2>{} {}</h2>", esc(&slug), esc(&r.name), status_badge(&v));
+/// A date with the days to it, or a dash.
+fn dated(t: Option<i64>, d: Option<f64>) -> String {
+    match (t, d) {
+        (Some(t), Some(d)) => format!("{} ({d:.1} d)", day(t)),
+        _ => "–".into(),
+    }
+}
+
+fn resource_section(report: &Report, r: &ResourceForecast) -> Markup {
+    let slug = report.slugs.get(&r.name).map_or("", String::as_str);
+    let v = r.view(report.run.as_of);
     let drawn = report.plots.get(&r.name);
-    match drawn {
-        Some(d) if !d.svg.is_empty() => {
-            let _ = writeln!(h, "<div class=\"plot\">{}</div>", d.svg);
-        }
-        // A large fleet links its plots (the page would be too heavy with them inline).
-        Some(_) => {
-            let src = format!("plots/{}.svg", esc(&slug));
-            let _ = writeln!(
-                h,
-                "<div class=\"plot\"><a href=\"{src}\"><img src=\"{src}\" loading=\"lazy\" alt=\"forecast plot of {}\"></a></div>",
-                esc(&r.name)
-            );
-        }
-        None => h.push_str("<p class=\"sub\">Not plotted in this run (<code>--plots</code>).</p>\n"),
-    }
-    if let Some(d) = drawn.filter(|d| !d.explore.is_empty()) {
-        // JSON in a script element: `<` escaped so no value can close it.
-        let _ = writeln!(
-            h,
-            "<details class=\"explore\"><summary>Explore: hover for values, zoom into the weeks around the as-of date</summary>\
-             <div class=\"zoom\"><button type=\"button\" data-zoom=\"all\">whole history</button><button type=\"button\" data-zoom=\"close\">last 2 weeks and first 2 weeks of the forecast</button><button type=\"button\" data-zoom=\"forecast\">forecast</button></div>\
-             <div class=\"xp\"></div><div class=\"tip\"></div><script type=\"application/json\">{}</script></details>",
-            d.explore.replace('<', "\\u003c")
-        );
-    }
-    h.push_str("<table>\n<thead><tr><th>Threshold</th><th>Value</th><th>Expected (mean)</th><th>Earliest (upper bound)</th><th>Act by</th><th>Probability</th></tr></thead>\n<tbody>\n");
-    for c in &v.crossings {
-        let b = c.breach;
-        let days = |t: Option<i64>, d: Option<f64>| match (t, d) {
-            (Some(t), Some(d)) => format!("{} ({d:.1} d)", day(t)),
-            _ => "–".into(),
-        };
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            esc(&b.name),
-            threshold(r, b.threshold),
-            if b.already_breached { "already breached".into() } else { days(c.expected, c.expected_days) },
-            if b.already_breached { "already breached".into() } else { days(c.earliest, c.earliest_days) },
-            c.act_by.map_or("–".into(), day),
-            percent(b.probability)
-        );
-    }
-    h.push_str("</tbody>\n</table>\n");
-    if !v.scenarios.is_empty() {
-        h.push_str("<table>\n<thead><tr><th>What if</th><th>Threshold</th><th>Expected</th><th>Earliest</th><th>Days gained: expected / earliest</th><th>Probability</th></tr></thead>\n<tbody>\n");
-        for (name, moved) in &v.scenarios {
-            for m in moved {
-                let c = &m.crossing;
-                let _ = writeln!(
-                    h,
-                    "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td></tr>",
-                    esc(name),
-                    esc(&c.breach.name),
-                    threshold(r, c.breach.threshold),
-                    opt_day(c.expected),
-                    opt_day(c.earliest),
-                    m.expected_moved,
-                    m.earliest_moved,
-                    percent(c.breach.probability)
-                );
+    html! {
+        article id={ "r-" (slug) } {
+            h2 { (r.name) " " (status_badge(&v)) }
+            "\n"
+            @match drawn {
+                Some(d) if !d.svg.is_empty() => div.plot { (PreEscaped(&d.svg)) },
+                // A large fleet links its plots (the page would be too heavy with them inline).
+                Some(_) => {
+                    @let src = format!("plots/{slug}.svg");
+                    div.plot { a href=(src) { img src=(src) loading="lazy" alt={ "forecast plot of " (r.name) }; } }
+                }
+                None => p.sub { "Not plotted in this run (" code { "--plots" } ")." },
             }
-        }
-        h.push_str("</tbody>\n</table>\n");
-    }
-    h.push_str("<dl class=\"facts\">\n");
-    let mut fact = |k: &str, v: String| {
-        let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
-    };
-    fact("Source", esc(&r.source));
-    if let Some(k) = r.capacity_needed {
-        let by = v.act_by.map_or(String::new(), |t| format!(", act by {}", day(t)));
-        fact(
-            "Capacity needed",
-            format!(
-                "×{k:.2} to keep the upper bound below {}{by}",
-                r.breaches.last().map_or(String::new(), |b| threshold(r, b.threshold))
-            ),
-        );
-    }
-    fact("Last value", format!("{} at {}", level(r, r.last_value), rfc3339(r.last_observed)));
-    if let Some(c) = r.settings.capacity {
-        let u = r.settings.unit.as_deref();
-        fact("Capacity", u.map_or(fmt_value(c), |u| format!("{} ({c:e} {})", format_quantity(c, u), esc(u))));
-    }
-    fact("Model", esc(&r.model));
-    if let Some(t) = &r.track {
-        let leads: Vec<String> = t
-            .leads
-            .iter()
-            .map(|l| {
-                format!(
-                    "{}: {:.0} % in band, MAE {} × naive",
-                    esc(&l.lead),
-                    100.0 * l.coverage,
-                    l.relative_mae().map_or("–".into(), |x| format!("{x:.2}"))
-                )
-            })
-            .collect();
-        fact(
-            "Track record",
-            format!(
-                "{} earlier forecast{} ({} scored){}",
-                t.forecasts,
-                if t.forecasts == 1 { "" } else { "s" },
-                t.scored,
-                if leads.is_empty() { String::new() } else { format!("<br>{}", leads.join(" · ")) }
-            ),
-        );
-        if let Some(d) = &t.drift {
-            fact("Since the last run", format!("{}: {}", esc(&track::moved_cell(r)), esc(&d.reason)));
-        }
-    }
-    fact(
-        "Backtest",
-        match &r.backtest {
-            Some(b) => {
-                let runners: Vec<String> = b
-                    .candidates
-                    .iter()
-                    .skip(1)
-                    .take(4)
-                    .map(|(m, _, mase)| format!("{} {}", esc(m), mase.map_or("–".into(), |x| format!("{x:.2}"))))
-                    .collect();
-                format!(
-                    "MASE {} · MAE {:.4} · {} origins × {} steps{}",
-                    b.mase.map_or("–".into(), |m| format!("{m:.2}")),
-                    b.mae,
-                    b.origins,
-                    b.horizon,
-                    if runners.is_empty() {
-                        String::new()
-                    } else {
-                        format!("<br>runners-up (MASE): {}", runners.join(" · "))
+            "\n"
+            @if let Some(d) = drawn.filter(|d| !d.explore.is_empty()) {
+                details.explore {
+                    summary { "Explore: hover for values, zoom into the weeks around the as-of date" }
+                    div.zoom {
+                        button type="button" data-zoom="all" { "whole history" }
+                        button type="button" data-zoom="close" { "last 2 weeks and first 2 weeks of the forecast" }
+                        button type="button" data-zoom="forecast" { "forecast" }
                     }
-                )
+                    div.xp {}
+                    div.tip {}
+                    // JSON in a script element: `<` escaped so no value can close it.
+                    script type="application/json" { (PreEscaped(d.explore.replace('<', "\\u003c"))) }
+                }
+                "\n"
             }
-            None => "none (history too short to hold out)".into(),
-        },
-    );
-    fact(
+            table {
+                thead {
+                    tr {
+                        th { "Threshold" } th { "Value" } th { "Expected (mean)" } th { "Earliest (upper bound)" }
+                        th { "Act by" } th { "Probability" }
+                    }
+                }
+                "\n"
+                tbody {
+                    @for c in &v.crossings {
+                        @let b = c.breach;
+                        tr {
+                            td { (b.name) }
+                            td.num { (threshold(r, b.threshold)) }
+                            @if b.already_breached {
+                                td { "already breached" } td { "already breached" }
+                            } @else {
+                                td { (dated(c.expected, c.expected_days)) } td { (dated(c.earliest, c.earliest_days)) }
+                            }
+                            td { (c.act_by.map_or("–".into(), day)) }
+                            td.num { (percent(b.probability)) }
+                        }
+                        "\n"
+                    }
+                }
+            }
+            "\n"
+            @if !v.scenarios.is_empty() {
+                table {
+                    thead {
+                        tr {
+                            th { "What if" } th { "Threshold" } th { "Expected" } th { "Earliest" }
+                            th { "Days gained: expected / earliest" } th { "Probability" }
+                        }
+                    }
+                    "\n"
+                    tbody {
+                        @for (name, moved) in &v.scenarios {
+                            @for m in moved {
+                                @let c = &m.crossing;
+                                tr {
+                                    td { (name) }
+                                    td { (c.breach.name) " " (threshold(r, c.breach.threshold)) }
+                                    td { (opt_day(c.expected)) }
+                                    td { (opt_day(c.earliest)) }
+                                    td.num { (m.expected_moved) " / " (m.earliest_moved) }
+                                    td.num { (percent(c.breach.probability)) }
+                                }
+                                "\n"
+                            }
+                        }
+                    }
+                }
+                "\n"
+            }
+            (facts(&resource_facts(r, &v)))
+        }
+        "\n"
+    }
+}
+
+/// A definition list of (name, value) facts.
+fn facts(rows: &[(&str, Markup)]) -> Markup {
+    html! {
+        dl.facts {
+            "\n"
+            @for (k, v) in rows { dt { (k) } dd { (v) } "\n" }
+        }
+        "\n"
+    }
+}
+
+/// Text items on lines of their own.
+fn lines<T: maud::Render>(items: impl IntoIterator<Item = T>) -> Markup {
+    html! { @for (i, x) in items.into_iter().enumerate() { @if i > 0 { br; } (x) } }
+}
+
+/// What a resource's section says about it below its tables.
+fn resource_facts<'a>(r: &ResourceForecast, v: &crate::outcome::View) -> Vec<(&'a str, Markup)> {
+    let s = &r.settings;
+    let mut rows = vec![("Source", html! { (r.source) })];
+    if let Some(k) = r.capacity_needed {
+        let below = r.breaches.last().map_or(String::new(), |b| threshold(r, b.threshold));
+        rows.push((
+            "Capacity needed",
+            html! { "×" (format!("{k:.2}")) " to keep the upper bound below " (below) @if let Some(t) = v.act_by { ", act by " (day(t)) } },
+        ));
+    }
+    rows.push(("Last value", html! { (level(r, r.last_value)) " at " (rfc3339(r.last_observed)) }));
+    if let Some(c) = s.capacity {
+        let text = s.unit.as_deref().map_or(fmt_value(c), |u| format!("{} ({c:e} {u})", format_quantity(c, u)));
+        rows.push(("Capacity", html! { (text) }));
+    }
+    rows.push(("Model", html! { (r.model) }));
+    if let Some(t) = &r.track {
+        let leads = t.leads.iter().map(|l| {
+            format!(
+                "{}: {:.0} % in band, MAE {} × naive",
+                l.lead,
+                100.0 * l.coverage,
+                l.relative_mae().map_or("–".into(), |x| format!("{x:.2}"))
+            )
+        });
+        let head = format!(
+            "{} earlier forecast{} ({} scored)",
+            t.forecasts,
+            if t.forecasts == 1 { "" } else { "s" },
+            t.scored
+        );
+        let leads: Vec<String> = leads.collect();
+        rows.push((
+            "Track record",
+            html! { (head) @if !leads.is_empty() { br; (leads.join(" · ")) } },
+        ));
+        if let Some(d) = &t.drift {
+            rows.push(("Since the last run", html! { (track::moved_cell(r)) ": " (d.reason) }));
+        }
+    }
+    let backtest = match &r.backtest {
+        Some(b) => {
+            let runners: Vec<String> = b
+                .candidates
+                .iter()
+                .skip(1)
+                .take(4)
+                .map(|(m, _, mase)| format!("{m} {}", mase.map_or("–".into(), |x| format!("{x:.2}"))))
+                .collect();
+            html! {
+                "MASE " (b.mase.map_or("–".into(), |m| format!("{m:.2}"))) " · MAE " (format!("{:.4}", b.mae))
+                " · " (b.origins) " origins × " (b.horizon) " steps"
+                @if !runners.is_empty() { br; "runners-up (MASE): " (runners.join(" · ")) }
+            }
+        }
+        None => html! { "none (history too short to hold out)" },
+    };
+    rows.push(("Backtest", backtest));
+    rows.push((
         "Series",
-        format!(
-            "{} step, {} per step, from {}{}",
-            format_duration(r.step()),
-            s.aggregate.name(),
-            day(r.history_start),
-            if r.fit_start > r.history_start { format!(", fitted from {}", day(r.fit_start)) } else { String::new() }
-        ),
-    );
-    fact(
+        html! {
+            (format_duration(r.step())) " step, " (s.aggregate.name()) " per step, from " (day(r.history_start))
+            @if r.fit_start > r.history_start { ", fitted from " (day(r.fit_start)) }
+        },
+    ));
+    rows.push((
         "Forecast",
-        format!(
-            "{} ahead at {:.0} % intervals{}; alert within {}, lead time {}",
-            format_duration(s.horizon),
-            s.level * 100.0,
-            if s.bounded { ", bounded to [0, 1]" } else { "" },
-            format_duration(s.alert_within),
-            format_duration(s.lead_time)
-        ),
-    );
+        html! {
+            (format_duration(s.horizon)) " ahead at " (format!("{:.0}", s.level * 100.0)) " % intervals"
+            @if s.bounded { ", bounded to [0, 1]" }
+            "; alert within " (format_duration(s.alert_within)) ", lead time " (format_duration(s.lead_time))
+        },
+    ));
     if !s.events.is_empty() {
-        let list: Vec<String> = s
-            .events
-            .iter()
-            .map(|(t, k, n)| {
-                format!("{} {:?}{}", day(*t), k, if n.is_empty() { String::new() } else { format!(": {}", esc(n)) })
-            })
-            .collect();
-        fact("Events", list.join("<br>"));
+        let list = s.events.iter().map(|(t, k, n)| {
+            format!("{} {:?}{}", day(*t), k, if n.is_empty() { String::new() } else { format!(": {n}") })
+        });
+        rows.push(("Events", lines(list)));
     }
     if !s.ignore.is_empty() {
-        let list: Vec<String> = s.ignore.iter().map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b))).collect();
-        fact("Ignored windows", list.join("<br>"));
+        rows.push(("Ignored windows", lines(s.ignore.iter().map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b))))));
     }
     if !r.notes.is_empty() {
-        fact("Notes", r.notes.iter().map(|n| esc(n)).collect::<Vec<_>>().join("<br>"));
+        rows.push(("Notes", lines(&r.notes)));
     }
-    h.push_str("</dl>\n</article>\n");
+    rows
 }
 
-fn settings_section(h: &mut String, report: &Report) {
+fn settings_section(report: &Report) -> Markup {
     let run = report.run;
     let m = report.meta;
-    let set = |f: &dyn Fn(&ResourceForecast) -> String| -> String {
+    let set = |f: &dyn Fn(&ResourceForecast) -> String| -> Markup {
         let v: BTreeSet<String> = run.resources.iter().map(f).collect();
-        if v.is_empty() { "–".into() } else { v.into_iter().collect::<Vec<_>>().join(", ") }
+        html! { @if v.is_empty() { "–" } @else { (v.into_iter().collect::<Vec<_>>().join(", ")) } }
     };
-    h.push_str("<section id=\"settings\">\n<h2>Run settings</h2>\n<dl class=\"facts\">\n");
     let rows = [
-        ("As of", rfc3339(run.as_of)),
-        ("Generated", esc(&m.generated_at)),
-        ("headroom version", esc(&m.version)),
-        ("Config", format!("<code>{}</code>", esc(&m.config))),
-        ("Config SHA-256", format!("<code>{}</code>", esc(&m.config_sha256))),
-        ("Fail on", format!("{:?}", run.fail_on).to_lowercase()),
+        ("As of", html! { (rfc3339(run.as_of)) }),
+        ("Generated", html! { (m.generated_at) }),
+        ("headroom version", html! { (m.version) }),
+        ("Config", html! { code { (m.config) } }),
+        ("Config SHA-256", html! { code { (m.config_sha256) } }),
+        ("Fail on", html! { (format!("{:?}", run.fail_on).to_lowercase()) }),
         ("Horizons", set(&|r| format_duration(r.settings.horizon))),
         ("Interval levels", set(&|r| format!("{:.0} %", r.settings.level * 100.0))),
         ("Steps", set(&|r| format_duration(r.step()))),
     ];
-    for (k, v) in rows {
-        let _ = writeln!(h, "<dt>{k}</dt><dd>{v}</dd>");
+    html! {
+        section #settings {
+            h2 { "Run settings" }
+            "\n"
+            (facts(&rows))
+        }
+        "\n"
     }
-    h.push_str("</dl>\n</section>\n");
 }
 
 /// Sort key for the status column: most urgent first when ascending.
@@ -808,7 +802,7 @@ fn status_rank(v: &View) -> u8 {
 }
 
 /// Colour and text, so the status reads without colour too.
-fn status_badge(v: &View) -> String {
+fn status_badge(v: &View) -> Markup {
     match &v.alert {
         Some(c) => {
             let class = if c.breach.name == "hard" { "status-hard" } else { "status-soft" };
@@ -817,9 +811,9 @@ fn status_badge(v: &View) -> String {
                 Some(d) => format!("in {d:.1} d"),
                 None => String::new(),
             };
-            format!("<span class=\"status {class}\">{} {when}</span>", esc(&c.breach.name.to_uppercase()))
+            html! { span class={ "status " (class) } { (c.breach.name.to_uppercase()) " " (when) } }
         }
-        None => "<span class=\"status status-ok\">OK</span>".into(),
+        None => html! { span.status.status-ok { "OK" } },
     }
 }
 
