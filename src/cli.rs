@@ -255,7 +255,7 @@ pub struct ForecastArgs {
     /// How points inside one step are combined.
     #[arg(long, value_enum, default_value = "mean")]
     pub aggregate: AggregateArg,
-    /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl, piecewise.
+    /// Model family: auto, naive, seasonal_naive, linear, ets, theta, mstl, piecewise, arima.
     #[arg(long, default_value = "auto", value_parser = crate::model::select::Family::parse)]
     pub model: crate::model::select::Family,
     /// Output format: JSON (`forecast` and `whatif` print nothing else; `backtest` prints a

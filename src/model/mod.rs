@@ -2,6 +2,7 @@
 //! level) -> Forecast` (the augurs shape). Values are a regular series with NaN gaps; each
 //! model copes with gaps itself. `select` picks a model per series by rolling-origin backtest.
 
+pub mod arima;
 pub mod changepoint;
 pub mod decompose;
 pub mod linear;

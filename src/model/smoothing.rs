@@ -1,8 +1,10 @@
 //! Exponential smoothing on the deseasonalised series: ETS with an additive, damped trend
 //! (parameters chosen by least squares of one-step errors, i.e. Gaussian likelihood, over a
-//! small grid), and the Theta method (simple smoothing plus half the linear drift). With
-//! seasonal periods this is MSTL: profiles from `decompose`, the rest smoothed, added back.
+//! small grid), the Theta method (simple smoothing plus half the linear drift), or an ARIMA
+//! (`arima`). With seasonal periods this is MSTL: profiles from `decompose`, the rest
+//! extrapolated, added back.
 
+use super::arima::{self, Arima};
 use super::decompose::decompose;
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
@@ -21,6 +23,8 @@ pub enum Trend {
     Ets,
     /// Theta: simple exponential smoothing plus half the series' linear slope.
     Theta,
+    /// ARIMA(p, d, q), p, q ≤ 2, order by AICc (ETS where it cannot be fitted).
+    Arima,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +39,7 @@ impl Model for Smoothing {
         let t = match self.trend {
             Trend::Ets => "ets",
             Trend::Theta => "theta",
+            Trend::Arima => "arima",
         };
         if self.periods.is_empty() {
             t.to_string()
@@ -45,7 +50,8 @@ impl Model for Smoothing {
     }
 
     fn min_len(&self) -> usize {
-        self.periods.iter().max().map_or(6, |p| 2 * p + 2)
+        let least = if self.trend == Trend::Arima { arima::MIN_LEN } else { 6 };
+        self.periods.iter().max().map_or(least, |p| (2 * p + 2).max(least))
     }
 
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
@@ -58,13 +64,22 @@ impl Model for Smoothing {
         // must not set the level for the whole horizon.
         let season = self.periods.iter().max().copied().unwrap_or(1);
         let clip = error_clip(x);
-        let (path, sigma, alpha, fitted_x) = match self.trend {
-            Trend::Ets => {
+        // An ARIMA is fitted to the recent part its parameters are searched on: its forecasts
+        // need only the last values and innovations.
+        let arima = if self.trend == Trend::Arima { arima::fit(tail(x), clip) } else { None };
+        let (path, sigma, alpha, fitted_x) = match (self.trend, arima) {
+            (Trend::Arima, Some(a)) => {
+                let from = x.len() - a.fitted.len();
+                let fitted = x[..from].iter().chain(&a.fitted).copied().collect();
+                let sigma = a.sigma;
+                (TrendPath::Arima(Box::new(a)), sigma, 0.0, fitted)
+            }
+            (Trend::Ets | Trend::Arima, _) => {
                 let p = search(x, clip);
                 let s = run(x, p, season, 0.0, clip);
                 (TrendPath::Damped { level: s.level, trend: s.trend, phi: p.phi }, s.sigma, p.alpha, s.fitted)
             }
-            Trend::Theta => {
+            (Trend::Theta, _) => {
                 let (p, _) = search_ses(x, clip);
                 let slope = ols_slope(x);
                 let s = run(x, p, season, slope / 2.0, clip);
@@ -79,10 +94,11 @@ impl Model for Smoothing {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum TrendPath {
     Damped { level: f64, trend: f64, phi: f64 },
     Theta { level: f64, half_slope: f64, drift0: f64 },
+    Arima(Box<Arima>),
 }
 
 struct FittedSmoothing {
@@ -100,6 +116,10 @@ impl Fitted for FittedSmoothing {
         let mut f = Forecast::default();
         let mut damp_sum = 0.0;
         let mut phi_h = 1.0;
+        let arima = match &self.path {
+            TrendPath::Arima(a) => a.forecast(horizon),
+            _ => (vec![], vec![]),
+        };
         for h in 1..=horizon {
             let base = match self.path {
                 TrendPath::Damped { level, trend, phi } => {
@@ -108,11 +128,16 @@ impl Fitted for FittedSmoothing {
                     level + damp_sum * trend
                 }
                 TrendPath::Theta { level, half_slope, drift0 } => level + half_slope * ((h - 1) as f64 + drift0),
+                TrendPath::Arima(_) => arima.0[h - 1],
             };
             let t = self.n + h - 1;
             let m = base + self.dec_seasonals.iter().map(|(p, s)| s[t % p]).sum::<f64>();
-            // Variance of simple smoothing h steps ahead: sigma² (1 + (h-1) alpha²).
-            let w = z * self.sigma * (1.0 + (h - 1) as f64 * self.alpha * self.alpha).sqrt();
+            // Variance of simple smoothing h steps ahead: sigma² (1 + (h-1) alpha²); an
+            // ARIMA's from its ψ weights.
+            let w = match self.path {
+                TrendPath::Arima(_) => z * arima.1[h - 1],
+                _ => z * self.sigma * (1.0 + (h - 1) as f64 * self.alpha * self.alpha).sqrt(),
+            };
             f.mean.push(m);
             f.lower.push(m - w);
             f.upper.push(m + w);
