@@ -676,7 +676,7 @@ fn lines<T: maud::Render>(items: impl IntoIterator<Item = T>) -> Markup {
 }
 
 /// What a resource's section says about it below its tables.
-fn resource_facts<'a>(r: &ResourceForecast, v: &crate::outcome::View) -> Vec<(&'a str, Markup)> {
+fn resource_facts(r: &ResourceForecast, v: &View) -> Vec<(&'static str, Markup)> {
     let s = &r.settings;
     let mut rows = vec![("Source", html! { (r.source) })];
     if let Some(k) = r.capacity_needed {
@@ -693,25 +693,25 @@ fn resource_facts<'a>(r: &ResourceForecast, v: &crate::outcome::View) -> Vec<(&'
     }
     rows.push(("Model", html! { (r.model) }));
     if let Some(t) = &r.track {
-        let leads = t.leads.iter().map(|l| {
-            format!(
-                "{}: {:.0} % in band, MAE {} × naive",
-                l.lead,
-                100.0 * l.coverage,
-                l.relative_mae().map_or("–".into(), |x| format!("{x:.2}"))
-            )
-        });
+        let leads: Vec<String> = t
+            .leads
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: {:.0} % in band, MAE {} × naive",
+                    l.lead,
+                    100.0 * l.coverage,
+                    l.relative_mae().map_or("–".into(), |x| format!("{x:.2}"))
+                )
+            })
+            .collect();
         let head = format!(
             "{} earlier forecast{} ({} scored)",
             t.forecasts,
             if t.forecasts == 1 { "" } else { "s" },
             t.scored
         );
-        let leads: Vec<String> = leads.collect();
-        rows.push((
-            "Track record",
-            html! { (head) @if !leads.is_empty() { br; (leads.join(" · ")) } },
-        ));
+        rows.push(("Track record", html! { (head) @if !leads.is_empty() { br; (leads.join(" · ")) } }));
         if let Some(d) = &t.drift {
             rows.push(("Since the last run", html! { (track::moved_cell(r)) ": " (d.reason) }));
         }
@@ -756,7 +756,10 @@ fn resource_facts<'a>(r: &ResourceForecast, v: &crate::outcome::View) -> Vec<(&'
         rows.push(("Events", lines(list)));
     }
     if !s.ignore.is_empty() {
-        rows.push(("Ignored windows", lines(s.ignore.iter().map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b))))));
+        rows.push((
+            "Ignored windows",
+            lines(s.ignore.iter().map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b)))),
+        ));
     }
     if !r.notes.is_empty() {
         rows.push(("Notes", lines(&r.notes)));
