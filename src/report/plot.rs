@@ -203,26 +203,7 @@ fn draw<DB: DrawingBackend>(
     let n = f.mean.len();
     let x0 = h.start;
     let x1 = r.forecast_time(n.saturating_sub(1)).max(x0 + 1);
-    let mut lo = f64::INFINITY;
-    let mut hi = f64::NEG_INFINITY;
-    let scenarios = d.scenario_paths.iter().flat_map(|sf| sf.lower.iter().chain(&sf.upper));
-    for v in h.values.iter().chain(&f.lower).chain(&f.upper).chain(scenarios).filter(|v| v.is_finite()) {
-        lo = lo.min(*v);
-        hi = hi.max(*v);
-    }
-    for b in &r.breaches {
-        lo = lo.min(b.threshold);
-        hi = hi.max(b.threshold);
-    }
-    if r.settings.bounded {
-        lo = lo.max(0.0);
-        hi = hi.min(1.0);
-    }
-    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
-    }
-    let pad = (hi - lo) * 0.06;
-    let (y0, y1) = (lo - pad, hi + pad);
+    let (y0, y1, pad) = value_range(r, d);
 
     // Control characters cannot appear in SVG (XML) text.
     let name: String = r.name.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
@@ -364,24 +345,11 @@ fn draw<DB: DrawingBackend>(
         }
     }
 
-    // The as-of date and events as labelled vertical lines.
-    let mut verticals = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
-    // A level shift found in the data.
-    if let Some(t) = r.level_shift {
-        verticals.push((t, "level shift found".to_string(), RGBColor(148, 103, 189)));
-    }
-    for (t, kind, note) in &r.settings.events {
-        if *t >= x0 && *t <= x1 {
-            let what = if *kind == EventKind::LevelShift { "level shift" } else { "event" };
-            let text = if note.is_empty() { what.to_string() } else { format!("{what}: {note}") };
-            verticals.push((*t, text, RGBColor(148, 103, 189)));
-        }
-    }
-    // Labels of lines close together (within a sixth of the width) step down a row each.
-    verticals.sort_by_key(|v| v.0);
+    // The as-of date and events as labelled vertical lines; labels of lines close together
+    // (within a sixth of the width) step down a row each.
     let mut row = 0.0;
     let mut previous: Option<i64> = None;
-    for (t, text, color) in verticals {
+    for (t, text, color) in verticals(r, as_of, x0, x1) {
         chart.draw_series(DashedLineSeries::new([(t, y0), (t, y1)], 4, 4, color.stroke_width(1)))?;
         row = if previous.is_some_and(|p| (t - p) * 6 < x1 - x0) { row + 1.0 } else { 0.0 };
         previous = Some(t);
@@ -398,7 +366,58 @@ fn draw<DB: DrawingBackend>(
         .draw()?;
 
     // Breach dates in a footer, so the plot reads without the report.
-    let footer: Vec<String> = r
+    footer_area.draw(&Text::new(footer(r, x1), (78, 4), (FONT, 13)))?;
+    Ok(())
+}
+
+/// The value axis: from the lowest to the highest of the history, the bands (the scenarios'
+/// too) and the thresholds, within [0, 1] for a bounded resource, padded by 6 % each side.
+/// Returns the axis' ends and the pad.
+fn value_range(r: &ResourceForecast, d: &Detail) -> (f64, f64, f64) {
+    let (h, f) = (&d.history, &d.forecast);
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    let scenarios = d.scenario_paths.iter().flat_map(|sf| sf.lower.iter().chain(&sf.upper));
+    for v in h.values.iter().chain(&f.lower).chain(&f.upper).chain(scenarios).filter(|v| v.is_finite()) {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    for b in &r.breaches {
+        lo = lo.min(b.threshold);
+        hi = hi.max(b.threshold);
+    }
+    if r.settings.bounded {
+        lo = lo.max(0.0);
+        hi = hi.min(1.0);
+    }
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let pad = (hi - lo) * 0.06;
+    (lo - pad, hi + pad, pad)
+}
+
+/// The vertical lines, in time order: the as-of date, a level shift found in the data, and
+/// the configured events within the plot.
+fn verticals(r: &ResourceForecast, as_of: i64, x0: i64, x1: i64) -> Vec<(i64, String, RGBColor)> {
+    let mut lines = vec![(as_of, format!("as of {}", day(as_of)), RGBColor(90, 90, 90))];
+    if let Some(t) = r.level_shift {
+        lines.push((t, "level shift found".to_string(), RGBColor(148, 103, 189)));
+    }
+    for (t, kind, note) in &r.settings.events {
+        if *t >= x0 && *t <= x1 {
+            let what = if *kind == EventKind::LevelShift { "level shift" } else { "event" };
+            let text = if note.is_empty() { what.to_string() } else { format!("{what}: {note}") };
+            lines.push((*t, text, RGBColor(148, 103, 189)));
+        }
+    }
+    lines.sort_by_key(|v| v.0);
+    lines
+}
+
+/// Each threshold's crossing dates, on one line.
+fn footer(r: &ResourceForecast, x1: i64) -> String {
+    let parts: Vec<String> = r
         .breaches
         .iter()
         .map(|b| match (r.expected_at(b), r.earliest_at(b)) {
@@ -414,8 +433,7 @@ fn draw<DB: DrawingBackend>(
             _ => format!("{} {}: no crossing by {}", b.name, threshold(r, b.threshold), day(x1)),
         })
         .collect();
-    footer_area.draw(&Text::new(footer.join("    ·    "), (78, 4), (FONT, 13)))?;
-    Ok(())
+    parts.join("    ·    ")
 }
 
 /// A model name that fits a plot title: a combination of several models by its kind and
