@@ -253,7 +253,6 @@ fn plan_group(
     existing: Option<(&Issue, Marker)>,
     plots: &BTreeMap<String, PathBuf>,
 ) -> Planned {
-    let as_of = run.as_of;
     let told = g.lead.as_ref().map_or_else(Told::default, |(_, c)| Told {
         level: Some(c.breach.name.clone()),
         expected: c.expected,
@@ -265,65 +264,93 @@ fn plan_group(
         None => format!("Capacity: {} no longer forecast to cross", g.key),
     };
     let plot = g.lead.as_ref().map_or(g.members.first().copied(), |(r, _)| Some(*r)).and_then(|r| plots.get(&r.name));
-    let uploads = |calls: &mut Vec<Call>| {
-        if let Some(p) = plot {
-            calls.push(Call::Upload { file: p.clone() });
-        }
-    };
-    let planned =
-        |action, iid, title: String, why: String, calls| Planned { key: g.key.clone(), action, iid, title, why, calls };
-    let level_label = |l: &Option<String>| l.as_ref().map(|l| format!("{LEVEL_SCOPE}{l}"));
-    // A new breach's marker: it tells what it found, no clean runs yet.
-    let fresh =
-        Marker { key: g.key.clone(), as_of, level: told.level.clone(), told: told.clone(), ..Marker::default() };
-    let create = || {
-        let description = describe(run, cfg, g, fresh.clone(), plot.is_some());
-        let mut labels = cfg.labels.clone();
-        labels.extend(level_label(&told.level));
-        let mut calls = vec![];
-        uploads(&mut calls);
-        calls.push(Call::Create { title: title.clone(), description, labels });
-        calls
-    };
+    let p = GroupPlan { run, cfg, g, as_of: run.as_of, told, title, plot };
     let Some((issue, old)) = existing else {
-        if told.level.is_none() {
-            return planned("none", None, title, "no crossing".into(), vec![]);
+        if p.told.level.is_none() {
+            return p.planned("none", None, p.title.clone(), "no crossing".into(), vec![]);
         }
-        return planned("create", None, title.clone(), crossing_phrase(&told, as_of), create());
+        return p.planned("create", None, p.title.clone(), crossing_phrase(&p.told, p.as_of), p.create());
     };
     let iid = Some(issue.iid);
-    let kept_open = issue.labels.contains(&cfg.keep_open_label);
-    if as_of < old.as_of {
+    if p.as_of < old.as_of {
         let why = format!("written by a later run (as of {})", day(old.as_of));
-        return planned(
-            if issue.open && told.level.is_some() { "leave" } else { "none" },
-            iid,
-            issue.title.clone(),
-            why,
-            vec![],
-        );
+        let action = if issue.open && p.told.level.is_some() { "leave" } else { "none" };
+        return p.planned(action, iid, issue.title.clone(), why, vec![]);
     }
-    if issue.open && kept_open {
+    if issue.open && issue.labels.contains(&cfg.keep_open_label) {
         let why = format!("labelled {}: headroom neither edits nor closes it", cfg.keep_open_label);
-        return planned("leave", iid, issue.title.clone(), why, vec![]);
+        return p.planned("leave", iid, issue.title.clone(), why, vec![]);
     }
-    let same_run = as_of == old.as_of;
-    if !issue.open {
-        let Some(level) = &told.level else {
-            return planned("none", iid, issue.title.clone(), "closed, no crossing".into(), vec![]);
+    if issue.open { p.open(issue, &old) } else { p.closed(issue, &old) }
+}
+
+/// What one group's issue is planned from: the run, the group, what its forecast tells and
+/// the plot to upload.
+struct GroupPlan<'a> {
+    run: &'a RunResult,
+    cfg: &'a IssuesConfig,
+    g: &'a Group<'a>,
+    as_of: i64,
+    told: Told,
+    /// The title the forecast gives the issue.
+    title: String,
+    plot: Option<&'a PathBuf>,
+}
+
+impl GroupPlan<'_> {
+    fn planned(&self, action: &'static str, iid: Option<u64>, title: String, why: String, calls: Vec<Call>) -> Planned {
+        Planned { key: self.g.key.clone(), action, iid, title, why, calls }
+    }
+
+    fn upload(&self, calls: &mut Vec<Call>) {
+        if let Some(p) = self.plot {
+            calls.push(Call::Upload { file: p.clone() });
+        }
+    }
+
+    fn level_label(&self) -> Option<String> {
+        self.told.level.as_ref().map(|l| format!("{LEVEL_SCOPE}{l}"))
+    }
+
+    /// A new breach's description: its marker tells what it found, no clean runs yet.
+    fn fresh_description(&self) -> String {
+        let fresh = Marker {
+            key: self.g.key.clone(),
+            as_of: self.as_of,
+            level: self.told.level.clone(),
+            told: self.told.clone(),
+            ..Marker::default()
+        };
+        describe(self.run, self.cfg, self.g, fresh, self.plot.is_some())
+    }
+
+    /// The calls that open a new issue.
+    fn create(&self) -> Vec<Call> {
+        let mut labels = self.cfg.labels.clone();
+        labels.extend(self.level_label());
+        let mut calls = vec![];
+        self.upload(&mut calls);
+        calls.push(Call::Create { title: self.title.clone(), description: self.fresh_description(), labels });
+        calls
+    }
+
+    /// A closed issue: left closed, reopened when the breach returns soon after headroom
+    /// closed it, or a new issue when it was closed long ago.
+    fn closed(&self, issue: &Issue, old: &Marker) -> Planned {
+        let (as_of, cfg, iid) = (self.as_of, self.cfg, Some(issue.iid));
+        let Some(level) = &self.told.level else {
+            return self.planned("none", iid, issue.title.clone(), "closed, no crossing".into(), vec![]);
         };
         let since_closed = issue.closed_at.map(|t| as_of - t);
-        let recent = since_closed.is_some_and(|d| d <= cfg.reopen_within);
-        if !recent {
+        if since_closed.is_none_or(|d| d > cfg.reopen_within) {
             // Long closed: a new breach is a new issue (the marker of the old one is left).
-            let calls = create();
             let why = format!(
                 "{}; #{} was closed more than {} ago",
-                crossing_phrase(&told, as_of),
+                crossing_phrase(&self.told, as_of),
                 issue.iid,
                 format_duration(cfg.reopen_within)
             );
-            return planned("create", None, title, why, calls);
+            return self.planned("create", None, self.title.clone(), why, self.create());
         }
         if !old.closed {
             let why = format!(
@@ -331,101 +358,104 @@ fn plan_group(
                 format_duration(since_closed.unwrap_or(0).max(0)),
                 format_duration(cfg.reopen_within)
             );
-            return planned("leave", iid, issue.title.clone(), why, vec![]);
+            return self.planned("leave", iid, issue.title.clone(), why, vec![]);
         }
-        let description = describe(run, cfg, g, fresh.clone(), plot.is_some());
         let mut calls = vec![];
-        uploads(&mut calls);
+        self.upload(&mut calls);
         calls.push(Call::Edit {
             iid: issue.iid,
-            title: (title != issue.title).then(|| title.clone()),
-            description: Some(description),
-            add_labels: level_label(&told.level).into_iter().filter(|l| !issue.labels.contains(l)).collect(),
+            title: (self.title != issue.title).then(|| self.title.clone()),
+            description: Some(self.fresh_description()),
+            add_labels: self.level_label().into_iter().filter(|l| !issue.labels.contains(l)).collect(),
             remove_labels: stale_levels(&issue.labels, level),
             state_event: Some("reopen"),
         });
         let body = format!(
             "**Reopened**: the forecast as of {} crosses again: {}.",
             day(as_of),
-            crossing_phrase(&told, as_of)
+            crossing_phrase(&self.told, as_of)
         );
         calls.push(Call::Note { iid: issue.iid, body });
-        return planned("reopen", iid, title, crossing_phrase(&told, as_of), calls);
+        self.planned("reopen", iid, self.title.clone(), crossing_phrase(&self.told, as_of), calls)
     }
-    // An open issue of ours.
-    let clean = match &told.level {
-        Some(_) => 0,
-        None if same_run && old.level.is_none() => old.clean,
-        None => old.clean + 1,
-    };
-    let changes = notable(&old.told, &told, cfg);
-    let closing = told.level.is_none() && clean >= cfg.close_after;
-    let marker = Marker {
-        key: g.key.clone(),
-        as_of,
-        level: told.level.clone(),
-        clean,
-        closed: closing,
-        told: if changes.is_empty() { old.told.clone() } else { told.clone() },
-        digest: String::new(),
-    };
-    let description = describe(run, cfg, g, marker.clone(), plot.is_some());
-    let new_marker = Marker::find(&description).unwrap_or(marker);
-    if new_marker == old {
-        return planned("none", iid, issue.title.clone(), "unchanged".into(), vec![]);
-    }
-    let mut calls = vec![];
-    // The plot changes with every as-of; it is uploaded only when the text changes anyway.
-    if !closing {
-        uploads(&mut calls);
-    }
-    let add_labels: Vec<String> = level_label(&told.level).into_iter().filter(|l| !issue.labels.contains(l)).collect();
-    let remove_labels = match &told.level {
-        Some(l) => stale_levels(&issue.labels, l),
-        None => issue.labels.iter().filter(|l| l.starts_with(LEVEL_SCOPE)).cloned().collect(),
-    };
-    calls.push(Call::Edit {
-        iid: issue.iid,
-        title: (!closing && title != issue.title).then(|| title.clone()),
-        description: Some(description),
-        add_labels,
-        remove_labels,
-        state_event: closing.then_some("close"),
-    });
-    let why_moved = g.lead.as_ref().and_then(|(r, _)| r.track.as_ref()?.drift.as_ref().map(|d| d.reason.clone()));
-    if closing {
-        let body = format!(
-            "**Closing**: no crossing within the alert window for {clean} runs in a row (as of {}). \
-             headroom reopens this issue if the breach returns within {}.",
-            day(as_of),
-            format_duration(cfg.reopen_within)
-        );
-        calls.push(Call::Note { iid: issue.iid, body });
-        return planned("close", iid, issue.title.clone(), format!("{clean} runs without a crossing"), calls);
-    }
-    if !changes.is_empty() {
-        let mut body = format!("**Forecast changed** (as of {}):\n", day(as_of));
-        for c in &changes {
-            let _ = writeln!(body, "- {c}");
+
+    /// An open issue of ours: unchanged, updated, commented on when the forecast moved
+    /// notably, or closed after enough clean runs.
+    fn open(&self, issue: &Issue, old: &Marker) -> Planned {
+        let (as_of, cfg, told, iid) = (self.as_of, self.cfg, &self.told, Some(issue.iid));
+        let clean = match &told.level {
+            Some(_) => 0,
+            None if as_of == old.as_of && old.level.is_none() => old.clean,
+            None => old.clean + 1,
+        };
+        let changes = notable(&old.told, told, cfg);
+        let closing = told.level.is_none() && clean >= cfg.close_after;
+        let marker = Marker {
+            key: self.g.key.clone(),
+            as_of,
+            level: told.level.clone(),
+            clean,
+            closed: closing,
+            told: if changes.is_empty() { old.told.clone() } else { told.clone() },
+            digest: String::new(),
+        };
+        let description = describe(self.run, cfg, self.g, marker.clone(), self.plot.is_some());
+        if Marker::find(&description).unwrap_or(marker) == *old {
+            return self.planned("none", iid, issue.title.clone(), "unchanged".into(), vec![]);
         }
-        if let Some(why) = why_moved.filter(|_| told.level.is_some()) {
-            let _ = writeln!(body, "\nMain reason, from the track record: {why}.");
+        let mut calls = vec![];
+        // The plot changes with every as-of; it is uploaded only when the text changes anyway.
+        if !closing {
+            self.upload(&mut calls);
         }
-        if told.level.is_none() {
-            let _ = writeln!(
-                body,
-                "\nThe issue closes after {} runs in a row without a crossing ({clean} so far).",
-                cfg.close_after
+        let remove_labels = match &told.level {
+            Some(l) => stale_levels(&issue.labels, l),
+            None => issue.labels.iter().filter(|l| l.starts_with(LEVEL_SCOPE)).cloned().collect(),
+        };
+        calls.push(Call::Edit {
+            iid: issue.iid,
+            title: (!closing && self.title != issue.title).then(|| self.title.clone()),
+            description: Some(description),
+            add_labels: self.level_label().into_iter().filter(|l| !issue.labels.contains(l)).collect(),
+            remove_labels,
+            state_event: closing.then_some("close"),
+        });
+        if closing {
+            let body = format!(
+                "**Closing**: no crossing within the alert window for {clean} runs in a row (as of {}). \
+                 headroom reopens this issue if the breach returns within {}.",
+                day(as_of),
+                format_duration(cfg.reopen_within)
             );
+            calls.push(Call::Note { iid: issue.iid, body });
+            return self.planned("close", iid, issue.title.clone(), format!("{clean} runs without a crossing"), calls);
         }
-        calls.push(Call::Note { iid: issue.iid, body });
-        return planned("comment", iid, title, changes.join("; "), calls);
+        if !changes.is_empty() {
+            let why_moved =
+                self.g.lead.as_ref().and_then(|(r, _)| r.track.as_ref()?.drift.as_ref().map(|d| d.reason.clone()));
+            let mut body = format!("**Forecast changed** (as of {}):\n", day(as_of));
+            for c in &changes {
+                let _ = writeln!(body, "- {c}");
+            }
+            if let Some(why) = why_moved.filter(|_| told.level.is_some()) {
+                let _ = writeln!(body, "\nMain reason, from the track record: {why}.");
+            }
+            if told.level.is_none() {
+                let _ = writeln!(
+                    body,
+                    "\nThe issue closes after {} runs in a row without a crossing ({clean} so far).",
+                    cfg.close_after
+                );
+            }
+            calls.push(Call::Note { iid: issue.iid, body });
+            return self.planned("comment", iid, self.title.clone(), changes.join("; "), calls);
+        }
+        let why = match &told.level {
+            Some(_) => crossing_phrase(told, as_of),
+            None => format!("no crossing for {clean} of {} runs before closing", cfg.close_after),
+        };
+        self.planned("update", iid, self.title.clone(), why, calls)
     }
-    let why = match &told.level {
-        Some(_) => crossing_phrase(&told, as_of),
-        None => format!("no crossing for {clean} of {} runs before closing", cfg.close_after),
-    };
-    planned("update", iid, title, why, calls)
 }
 
 /// Level labels of other levels than `level`.
