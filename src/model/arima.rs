@@ -8,9 +8,11 @@
 use linfa_linalg::cholesky::SolveC;
 use ndarray::Array2;
 
-/// Highest autoregressive and moving-average orders searched.
+/// Highest autoregressive and moving-average orders searched (the regression's columns and
+/// the recursion in `css` are written out for two lags each).
 const MAX_P: usize = 2;
 const MAX_Q: usize = 2;
+const _: () = assert!(MAX_P == 2 && MAX_Q == 2);
 /// Lags of the long autoregression whose residuals estimate the innovations (fewer on short
 /// series: a tenth of the length).
 const LONG_AR: usize = 12;
@@ -74,7 +76,7 @@ pub fn fit(x: &[f64], clip: f64) -> Option<Arima> {
         if !stationary(&est.phi) || !stationary(&est.theta.iter().map(|t| -t).collect::<Vec<_>>()) {
             continue;
         }
-        let (sse, n, _, _) = css(&w, &est, clip);
+        let (sse, n, _, _) = css(&w, &est, clip, false);
         let k = (o.p + o.q + usize::from(o.constant) + 1) as f64;
         let n = n as f64;
         if n <= k + 1.0 {
@@ -86,7 +88,7 @@ pub fn fit(x: &[f64], clip: f64) -> Option<Arima> {
         }
     }
     let (_, o, est) = best?;
-    let (sse, n, e, w_hat) = css(&w, &est, clip);
+    let (sse, n, e, w_hat) = css(&w, &est, clip, true);
     let fitted = (0..x.len())
         .map(|t| {
             if t < d {
@@ -259,21 +261,26 @@ fn stationary(c: &[f64]) -> bool {
 }
 
 /// Conditional sum of squares: the innovations by recursion from zeros, each clipped at
-/// `clip`, summed from MAX_P on (the same span for every order). Returns the sum, the count,
-/// the innovations and the one-step forecasts (before MAX_P: the values themselves).
-fn css(w: &[f64], est: &Estimate, clip: f64) -> (f64, usize, Vec<f64>, Vec<f64>) {
-    let (phi, theta, mean) = (&est.phi, &est.theta, est.mean);
-    let mut e = vec![0.0; w.len()];
-    let mut pred = w[..MAX_P.min(w.len())].to_vec();
+/// `clip`, summed from MAX_P on (the same span for every order). Returns the sum and the
+/// count; with `record`, also the innovations and the one-step forecasts (before MAX_P: the
+/// values themselves). Unused lags have coefficient 0, so one loop serves every order.
+fn css(w: &[f64], est: &Estimate, clip: f64, record: bool) -> (f64, usize, Vec<f64>, Vec<f64>) {
+    let lag = |c: &[f64], i: usize| c.get(i).copied().unwrap_or(0.0);
+    let (f1, f2, t1, t2, mean) = (lag(&est.phi, 0), lag(&est.phi, 1), lag(&est.theta, 0), lag(&est.theta, 1), est.mean);
+    let (mut e, mut pred) =
+        if record { (vec![0.0; w.len()], w[..MAX_P.min(w.len())].to_vec()) } else { (vec![], vec![]) };
+    // The last two innovations, newest first.
+    let (mut e1, mut e2) = (0.0, 0.0);
     let mut sse = 0.0;
     for t in MAX_P..w.len() {
-        let ar: f64 = phi.iter().enumerate().map(|(i, f)| f * (w[t - 1 - i] - mean)).sum();
-        let ma: f64 = theta.iter().enumerate().map(|(j, th)| th * e[t - 1 - j]).sum();
-        let p = mean + ar + ma;
+        let p = mean + f1 * (w[t - 1] - mean) + f2 * (w[t - 2] - mean) + t1 * e1 + t2 * e2;
         let err = (w[t] - p).clamp(-clip, clip);
-        pred.push(p);
-        e[t] = err;
+        (e2, e1) = (e1, err);
         sse += err * err;
+        if record {
+            pred.push(p);
+            e[t] = err;
+        }
     }
     (sse, w.len().saturating_sub(MAX_P), e, pred)
 }
