@@ -296,7 +296,7 @@ fn backtest_scores_every_family_on_held_out_history() {
     assert_eq!(e["holdout_start"], "2026-08-03T01:00:00Z");
     let scores = e["scores"].as_array().unwrap();
     let families: Vec<&str> = scores.iter().map(|s| s["family"].as_str().unwrap()).collect();
-    assert_eq!(families, ["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl", "piecewise"]);
+    assert_eq!(families, ["auto", "naive", "seasonal_naive", "linear", "ets", "theta", "mstl", "piecewise", "arima"]);
     for s in scores {
         let c = s["coverage"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&c) && s["mase"].as_f64().unwrap() > 0.0, "{s}");
@@ -304,8 +304,8 @@ fn backtest_scores_every_family_on_held_out_history() {
     let table = headroom().args(["backtest", "--config"]).arg(repo().join("headroom.toml")).output().unwrap();
     assert_eq!(table.status.code(), Some(0));
     let text = String::from_utf8(table.stdout).unwrap();
-    // 21 resources x 8 families, under a header of two lines, then the Brier score line.
-    assert_eq!(text.lines().count(), 2 + 21 * 8 + 2, "{text}");
+    // 21 resources x 9 families, under a header of two lines, then the Brier score line.
+    assert_eq!(text.lines().count(), 2 + 21 * families.len() + 2, "{text}");
     assert!(text.lines().last().unwrap().contains("Brier score"), "{text}");
     assert!(scores.iter().all(|s| s["probability"].is_null() || s["probability"].as_f64().unwrap() <= 1.0));
 }
