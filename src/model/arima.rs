@@ -57,12 +57,16 @@ struct Order {
     constant: bool,
 }
 
-/// The best ARIMA for `x` by AICc, one-step errors clipped at `clip` (an incident's spike must
-/// not drive the recursion); None when `x` is shorter than [`MIN_LEN`] or nothing fits.
+/// The best ARIMA for `x` by AICc; None when `x` is shorter than [`MIN_LEN`] or nothing fits.
+/// An incident's spike must not set the mean or drive the recursion: isolated values more
+/// than `clip` from the median of their neighbours are taken as that median first, and
+/// one-step errors are clipped at `clip`.
 pub fn fit(x: &[f64], clip: f64) -> Option<Arima> {
     if x.len() < MIN_LEN || x.iter().any(|v| !v.is_finite()) {
         return None;
     }
+    let cleaned = despike(x, clip);
+    let x = &cleaned[..];
     let d = usize::from(kpss(x) > KPSS_CRITICAL);
     let w: Vec<f64> = if d == 1 { x.windows(2).map(|p| p[1] - p[0]).collect() } else { x.to_vec() };
     let products = CrossProducts::new(&w, &long_ar_residuals(&w));
@@ -162,6 +166,24 @@ impl Arima {
         let drift = if self.d == 1 && self.constant != 0.0 { "+drift" } else { "" };
         format!("arima({},{},{}){drift}", self.p, self.d, self.q)
     }
+}
+
+/// Neighbours each side a value is compared with when looking for spikes.
+const SPIKE_WINDOW: usize = 3;
+
+/// `x` with each value further than `clip` from the median of the values within
+/// [`SPIKE_WINDOW`] steps of it (itself included) replaced by that median: a spike goes, a
+/// level the neighbours share stays.
+fn despike(x: &[f64], clip: f64) -> Vec<f64> {
+    let mut window = Vec::with_capacity(2 * SPIKE_WINDOW + 1);
+    (0..x.len())
+        .map(|t| {
+            window.clear();
+            window.extend_from_slice(&x[t.saturating_sub(SPIKE_WINDOW)..(t + SPIKE_WINDOW + 1).min(x.len())]);
+            let m = crate::stats::middle(&mut window);
+            if (x[t] - m).abs() > clip { m } else { x[t] }
+        })
+        .collect()
 }
 
 /// Lags of the long autoregression on `w` (a tenth of the length on short series).
@@ -393,6 +415,19 @@ mod tests {
         let lag: Vec<f64> = std::iter::once(x[0]).chain(x.iter().copied()).take(x.len()).collect();
         assert!(mse(&a.fitted) < mse(&lag), "better than the last value");
         assert!((mse(&a.fitted).sqrt() - a.sigma).abs() < 0.1 * a.sigma);
+    }
+
+    #[test]
+    fn a_spike_sets_neither_the_mean_nor_the_start() {
+        let mut x = simulate(500, &[0.5], &[], 5.0);
+        x[495] += 500.0;
+        let a = fit(&x, 1.0).unwrap();
+        assert!((a.constant - 5.0).abs() < 0.2, "{}", a.constant);
+        let (mean, _) = a.forecast(20);
+        assert!(mean.iter().all(|m| (m - 5.0).abs() < 0.5), "{mean:?}");
+        // A level the neighbours share is not a spike.
+        let step: Vec<f64> = (0..100).map(|i| if i < 50 { 0.0 } else { 10.0 }).collect();
+        assert_eq!(despike(&step, 1.0), step);
     }
 
     #[test]

@@ -353,7 +353,7 @@ mod tests {
         let y: Vec<f64> = (0..24 * 21)
             .map(|i| 0.5 + 0.0001 * i as f64 + 0.2 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin())
             .collect();
-        for trend in [Trend::Ets, Trend::Theta] {
+        for trend in [Trend::Ets, Trend::Theta, Trend::Arima] {
             let m = Smoothing { periods: vec![24], trend };
             let f = m.fit(&y).unwrap().predict(48, 0.8);
             for h in 0..48 {
@@ -370,7 +370,7 @@ mod tests {
         // Noise around 5 with an incident of +500 ten steps before the end.
         let mut y: Vec<f64> = (0..400).map(|i| 5.0 + 0.1 * crate::stats::test_noise(i)).collect();
         y[390] += 500.0;
-        for trend in [Trend::Ets, Trend::Theta] {
+        for trend in [Trend::Ets, Trend::Theta, Trend::Arima] {
             let f = Smoothing { periods: vec![], trend }.fit(&y).unwrap().predict(48, 0.8);
             assert!(f.mean.iter().all(|m| (m - 5.0).abs() < 1.0), "{trend:?}: {:?}", &f.mean[..5]);
         }
@@ -388,7 +388,7 @@ mod tests {
             .collect();
         let n = y.len();
         y[n - 3..].iter_mut().for_each(|v| *v += 0.6);
-        for trend in [Trend::Ets, Trend::Theta] {
+        for trend in [Trend::Ets, Trend::Theta, Trend::Arima] {
             let m = Smoothing { periods: vec![24], trend };
             let f = m.fit(&y).unwrap().predict(24 * 7, 0.8);
             let level = f.mean.iter().sum::<f64>() / f.mean.len() as f64;
