@@ -249,18 +249,25 @@ impl Exporter for Page {
 fn ranking(report: &Report, shown: &dyn Fn(&ResourceForecast) -> bool) -> Markup {
     let run = report.run;
     let ledger = run.ledger.is_some();
+    let mut columns = vec![
+        "#",
+        "Resource",
+        "Status",
+        "Last",
+        "Headroom (days)",
+        "Soft: expected / earliest",
+        "Hard: expected / earliest",
+        "P(hard)",
+        "Model",
+        "MASE",
+    ];
+    if ledger {
+        columns.push("Moved since last run");
+    }
     html! {
         div.scroll {
             table.sortable #ranking {
-                thead {
-                    tr {
-                        th { "#" } th { "Resource" } th { "Status" } th { "Last" } th { "Headroom (days)" }
-                        th { "Soft: expected / earliest" } th { "Hard: expected / earliest" } th { "P(hard)" }
-                        th { "Model" } th { "MASE" }
-                        @if ledger { th { "Moved since last run" } }
-                    }
-                }
-                "\n"
+                (head(&columns))
                 tbody {
                     @for (i, r) in run.resources.iter().enumerate() {
                         (ranking_row(report, i + 1, r, shown(r), ledger)) "\n"
@@ -335,13 +342,7 @@ fn overview_section(run: &RunResult, group_by: &str) -> Markup {
                 "\n"
                 div.scroll {
                     table.sortable #groups {
-                        thead {
-                            tr {
-                                th { "group" } th { "resources" } th { "at risk" } th { "earliest crossing" }
-                                th { "capacity needed (largest)" }
-                            }
-                        }
-                        "\n"
+                        (head(&["group", "resources", "at risk", "earliest crossing", "capacity needed (largest)"]))
                         tbody {
                             @for g in o.groups.iter().take(GROUPS_SHOWN) {
                                 tr {
@@ -485,13 +486,20 @@ fn track_section(t: &TrackTables, run: &RunResult) -> Markup {
     }
 }
 
+/// A table's header row.
+fn head<T: AsRef<str>>(cells: &[T]) -> Markup {
+    html! {
+        thead { tr { @for c in cells { th { (c.as_ref()) } } } }
+        "\n"
+    }
+}
+
 /// A sortable HTML table of text cells.
 fn table(t: &Table, id: &str) -> Markup {
     html! {
         div.scroll {
             table.sortable id=(id) {
-                thead { tr { @for c in &t.head { th { (c) } } } }
-                "\n"
+                (head(&t.head))
                 tbody {
                     @for row in &t.rows {
                         tr { @for c in row { td { (c) } } }
@@ -599,13 +607,7 @@ fn resource_section(report: &Report, r: &ResourceForecast) -> Markup {
                 "\n"
             }
             table {
-                thead {
-                    tr {
-                        th { "Threshold" } th { "Value" } th { "Expected (mean)" } th { "Earliest (upper bound)" }
-                        th { "Act by" } th { "Probability" }
-                    }
-                }
-                "\n"
+                (head(&["Threshold", "Value", "Expected (mean)", "Earliest (upper bound)", "Act by", "Probability"]))
                 tbody {
                     @for c in &v.crossings {
                         @let b = c.breach;
@@ -627,13 +629,7 @@ fn resource_section(report: &Report, r: &ResourceForecast) -> Markup {
             "\n"
             @if !v.scenarios.is_empty() {
                 table {
-                    thead {
-                        tr {
-                            th { "What if" } th { "Threshold" } th { "Expected" } th { "Earliest" }
-                            th { "Days gained: expected / earliest" } th { "Probability" }
-                        }
-                    }
-                    "\n"
+                    (head(&["What if", "Threshold", "Expected", "Earliest", "Days gained: expected / earliest", "Probability"]))
                     tbody {
                         @for (name, moved) in &v.scenarios {
                             @for m in moved {
