@@ -82,6 +82,11 @@ pub trait Fitted {
     /// In-sample fitted values, aligned with the series given to `fit` (NaN where the model
     /// has none, e.g. the first season of a seasonal naive).
     fn fitted(&self) -> Vec<f64>;
+    /// The name with what fitting chose (an ARIMA's order), where the model's own name cannot
+    /// say it; None keeps [`Model::name`].
+    fn name(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The seasonal periods (in steps) that make sense for a step: a day and a week, when each is

@@ -392,7 +392,7 @@ pub fn forecast(
                 .collect(),
         });
         return Ok(Selection {
-            model: cand.model.name(),
+            model: fit.name().unwrap_or_else(|| cand.model.name()),
             forecast,
             fitted: fit.fitted(),
             backtest,

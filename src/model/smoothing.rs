@@ -34,19 +34,25 @@ pub struct Smoothing {
     pub trend: Trend,
 }
 
+impl Smoothing {
+    /// `trend`, after the seasons removed first: `ets`, `mstl(24,168)+ets`.
+    fn label(&self, trend: &str) -> String {
+        if self.periods.is_empty() {
+            trend.to_string()
+        } else {
+            let p: Vec<String> = self.periods.iter().map(|p| p.to_string()).collect();
+            format!("mstl({})+{trend}", p.join(","))
+        }
+    }
+}
+
 impl Model for Smoothing {
     fn name(&self) -> String {
-        let t = match self.trend {
+        self.label(match self.trend {
             Trend::Ets => "ets",
             Trend::Theta => "theta",
             Trend::Arima => "arima",
-        };
-        if self.periods.is_empty() {
-            t.to_string()
-        } else {
-            let p: Vec<String> = self.periods.iter().map(|p| p.to_string()).collect();
-            format!("mstl({})+{t}", p.join(","))
-        }
+        })
     }
 
     fn min_len(&self) -> usize {
@@ -67,6 +73,10 @@ impl Model for Smoothing {
         // An ARIMA is fitted to the recent part its parameters are searched on: its forecasts
         // need only the last values and innovations.
         let arima = if self.trend == Trend::Arima { arima::fit(tail(x), clip) } else { None };
+        // What an ARIMA fit chose, or that it fell back to ETS, shows in the name.
+        let name = (self.trend == Trend::Arima).then(|| {
+            self.label(&arima.as_ref().map_or("ets".to_string(), |a| format!("arima({},{},{})", a.p, a.d, a.q)))
+        });
         let (path, sigma, alpha, fitted_x) = match (self.trend, arima) {
             (Trend::Arima, Some(a)) => {
                 let from = x.len() - a.fitted.len();
@@ -90,7 +100,7 @@ impl Model for Smoothing {
         };
         let n = y.len();
         let fitted = (0..n).map(|t| fitted_x[t] + dec.seasonal(t)).collect();
-        Ok(Box::new(FittedSmoothing { path, sigma, alpha, n, dec_seasonals: dec.seasonals, fitted }))
+        Ok(Box::new(FittedSmoothing { path, sigma, alpha, n, dec_seasonals: dec.seasonals, fitted, name }))
     }
 }
 
@@ -108,6 +118,7 @@ struct FittedSmoothing {
     n: usize,
     dec_seasonals: Vec<(usize, Vec<f64>)>,
     fitted: Vec<f64>,
+    name: Option<String>,
 }
 
 impl Fitted for FittedSmoothing {
@@ -147,6 +158,10 @@ impl Fitted for FittedSmoothing {
 
     fn fitted(&self) -> Vec<f64> {
         self.fitted.clone()
+    }
+
+    fn name(&self) -> Option<String> {
+        self.name.clone()
     }
 }
 
@@ -363,6 +378,22 @@ mod tests {
             }
         }
         assert_eq!(Smoothing { periods: vec![24, 168], trend: Trend::Ets }.name(), "mstl(24,168)+ets");
+    }
+
+    #[test]
+    fn an_arima_fit_is_named_by_the_order_it_chose() {
+        // An AR(2) around 3 (x_t = 0.5 x_{t-1} + 0.3 x_{t-2} + e_t).
+        let e: Vec<f64> = (0..3100).map(crate::stats::test_noise).collect();
+        let mut x = vec![0.0; 3100];
+        for t in 2..3100 {
+            x[t] = 0.5 * x[t - 1] + 0.3 * x[t - 2] + e[t];
+        }
+        let y: Vec<f64> = x[100..].iter().map(|v| v + 3.0).collect();
+        let m = Smoothing { periods: vec![], trend: Trend::Arima };
+        assert_eq!(m.name(), "arima");
+        assert_eq!(m.fit(&y).unwrap().name().as_deref(), Some("arima(2,0,0)"));
+        // Other trends keep the model's name.
+        assert_eq!(Smoothing { periods: vec![], trend: Trend::Ets }.fit(&y).unwrap().name(), None);
     }
 
     #[test]
