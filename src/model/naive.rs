@@ -1,11 +1,12 @@
 //! Seasonal naive: tomorrow looks like the same hour one season ago (period 1 is plain naive).
 //! The baseline every benchmark compares against, and often hard to beat on spiky series.
+//! Seasonal median: each step the median of the same step over the last seven seasons.
 //! Year ago: the same hour 52 weeks earlier, moved by how far the level has moved since, for
 //! histories long enough to show (and backtest) a yearly cycle.
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
-use crate::stats::{central_z, finite_mean, finite_rms};
+use crate::stats::{central_z, finite_mean, finite_rms, quantile};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SeasonalNaive {
@@ -63,6 +64,43 @@ impl Fitted for FittedNaive {
     }
 }
 
+/// Each step of the season as the median of the same step over the last [`MEDIAN_CYCLES`]
+/// seasons: the point that minimises absolute error where spikes come and go (VM CPU).
+#[derive(Debug, Clone, Copy)]
+pub struct SeasonalMedian {
+    pub period: usize,
+}
+
+/// Seasons the seasonal median looks back over.
+pub const MEDIAN_CYCLES: usize = 7;
+
+impl Model for SeasonalMedian {
+    fn name(&self) -> String {
+        format!("seasonal_median({})", self.period)
+    }
+
+    fn min_len(&self) -> usize {
+        3 * self.period
+    }
+
+    fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
+        check_len(self, values)?;
+        let p = self.period;
+        let filled = fill_gaps(values, p);
+        let n = filled.len();
+        // The median of the same step in up to MEDIAN_CYCLES seasons before `end`.
+        let at = |end: usize, j: usize| -> f64 {
+            let mut v: Vec<f64> =
+                (1..=MEDIAN_CYCLES).filter(|k| k * p <= end).map(|k| filled[end - k * p + j % p]).collect();
+            quantile(&mut v, 0.5)
+        };
+        let last_season: Vec<f64> = (0..p).map(|j| at(n, j)).collect();
+        let fitted: Vec<f64> = (0..n).map(|i| if i >= p { at(i - i % p, i % p) } else { f64::NAN }).collect();
+        let sigma = finite_rms((p..n).map(|i| values[i] - fitted[i])).unwrap_or(0.0);
+        Ok(Box::new(FittedNaive { last_season, shift: 0.0, sigma, fitted }))
+    }
+}
+
 /// The same step 52 weeks earlier (weekdays line up), shifted by the change in level: the
 /// mean of the last `window` steps minus the mean of the same steps a year before. Beyond a
 /// year ahead the shift repeats once per year.
@@ -115,6 +153,26 @@ mod tests {
         assert_eq!(f.mean, vec![4.0, 4.0]);
         assert!(f.upper[1] - f.mean[1] > f.upper[0] - f.mean[0]);
         assert!(SeasonalNaive { period: 24 }.fit(&y).is_err());
+    }
+
+    #[test]
+    fn the_seasonal_median_ignores_spikes_that_come_and_go() {
+        // A profile 0, 1, 2, 3 over ten seasons, with a spike in a different step of each of
+        // the last three seasons: the median of the last seven seasons is the profile itself,
+        // where the seasonal naive repeats the last spike.
+        let mut y: Vec<f64> = (0..40).map(|i| (i % 4) as f64).collect();
+        y[29] += 50.0;
+        y[34] += 50.0;
+        y[39] += 50.0;
+        let f = SeasonalMedian { period: 4 }.fit(&y).unwrap().predict(8, 0.8);
+        assert_eq!(f.mean, vec![0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(SeasonalNaive { period: 4 }.fit(&y).unwrap().predict(4, 0.8).mean[3], 53.0);
+        // Fitted values use the seasons before each step only: the first season has none,
+        // the spikes are not fitted (their steps keep the profile), the rest is the profile.
+        let fitted = SeasonalMedian { period: 4 }.fit(&y).unwrap().fitted();
+        assert!(fitted[..4].iter().all(|v| v.is_nan()));
+        assert!((4..40).all(|i| fitted[i] == (i % 4) as f64), "{fitted:?}");
+        assert!(SeasonalMedian { period: 4 }.fit(&y[..11]).is_err(), "three seasons at least");
     }
 
     #[test]

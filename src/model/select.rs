@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::decompose::detect_periods;
 use super::linear::LinearSeasonal;
-use super::naive::{SeasonalNaive, YearAgo};
+use super::naive::{SeasonalMedian, SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
 use super::{ErrorPaths, Fitted, Forecast, Model, ModelError, observed, seasonal_periods};
@@ -99,6 +99,9 @@ impl Family {
         }
         if has(Family::SeasonalNaive) {
             pool.extend(periods.iter().map(|&p| Box::new(SeasonalNaive { period: p }) as Box<dyn Model>));
+            if let Some(&p) = periods.first() {
+                pool.push(Box::new(SeasonalMedian { period: p }));
+            }
             // A yearly cycle, once the history holds a year before the latest backtest origin.
             let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
             if let (Some(year), Some(window), Some(fill)) = (steps(364 * 86_400), steps(28 * 86_400), steps(7 * 86_400))
