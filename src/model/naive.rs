@@ -6,7 +6,7 @@
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
-use crate::stats::{central_z, finite_mean, finite_rms, quantile};
+use crate::stats::{central_z, finite_mean, finite_rms};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SeasonalNaive {
@@ -64,15 +64,14 @@ impl Fitted for FittedNaive {
     }
 }
 
-/// Each step of the season as the median of the same step over the last [`MEDIAN_CYCLES`]
-/// seasons: the point that minimises absolute error where spikes come and go (VM CPU).
+/// Each step of the season as the median of the same step over the last seven seasons: the point that minimises absolute error where spikes come and go (VM CPU).
 #[derive(Debug, Clone, Copy)]
 pub struct SeasonalMedian {
     pub period: usize,
 }
 
 /// Seasons the seasonal median looks back over.
-pub const MEDIAN_CYCLES: usize = 7;
+const MEDIAN_CYCLES: usize = 7;
 
 impl Model for SeasonalMedian {
     fn name(&self) -> String {
@@ -90,14 +89,34 @@ impl Model for SeasonalMedian {
         let n = filled.len();
         // The median of the same step in up to MEDIAN_CYCLES seasons before `end`.
         let at = |end: usize, j: usize| -> f64 {
-            let mut v: Vec<f64> =
-                (1..=MEDIAN_CYCLES).filter(|k| k * p <= end).map(|k| filled[end - k * p + j % p]).collect();
-            quantile(&mut v, 0.5)
+            let mut v = [0.0; MEDIAN_CYCLES];
+            let m = MEDIAN_CYCLES.min(end / p);
+            for k in 1..=m {
+                v[k - 1] = filled[end - k * p + j];
+            }
+            small_median(&mut v[..m])
         };
         let last_season: Vec<f64> = (0..p).map(|j| at(n, j)).collect();
         let fitted: Vec<f64> = (0..n).map(|i| if i >= p { at(i - i % p, i % p) } else { f64::NAN }).collect();
         let sigma = finite_rms((p..n).map(|i| values[i] - fitted[i])).unwrap_or(0.0);
         Ok(Box::new(FittedNaive { last_season, shift: 0.0, sigma, fitted }))
+    }
+}
+
+/// The median of a few values (the mean of the middle two of an even count, as
+/// `stats::quantile(v, 0.5)`; NaN when empty), by insertion sort: no allocation.
+fn small_median(v: &mut [f64]) -> f64 {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1].total_cmp(&v[j]).is_gt() {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    match v.len() {
+        0 => f64::NAN,
+        m if m % 2 == 1 => v[m / 2],
+        m => v[m / 2 - 1] + (v[m / 2] - v[m / 2 - 1]) * 0.5,
     }
 }
 
@@ -173,6 +192,23 @@ mod tests {
         assert!(fitted[..4].iter().all(|v| v.is_nan()));
         assert!((4..40).all(|i| fitted[i] == (i % 4) as f64), "{fitted:?}");
         assert!(SeasonalMedian { period: 4 }.fit(&y[..11]).is_err(), "three seasons at least");
+    }
+
+    #[test]
+    fn the_small_median_agrees_with_the_quantile() {
+        let mut seed = 7u64;
+        for len in 0..=7 {
+            for _ in 0..50 {
+                let v: Vec<f64> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((seed >> 40) % 9) as f64 - 4.0
+                    })
+                    .collect();
+                let (a, b) = (small_median(&mut v.clone()), crate::stats::quantile(&mut v.clone(), 0.5));
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{v:?}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]
