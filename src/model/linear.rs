@@ -39,10 +39,15 @@ impl Model for LinearSeasonal {
         // Robust (Huber): points far from the fit (spikes, incidents) are down-weighted over a
         // few reweighted passes, so they do not tilt the trend.
         let p = self.period.max(1);
+        let phases: Vec<usize> = pts.iter().map(|q| (q.0 as usize) % p).collect();
         let mut weight = vec![1.0; pts.len()];
-        let mut fit = WeightedFit::solve(&pts, &weight, p);
+        let mut fit = WeightedFit::solve(&pts, &phases, &weight, p);
         for _ in 0..HUBER_PASSES {
-            let resid: Vec<f64> = pts.iter().map(|&(t, v)| v - fit.at(t)).collect();
+            let resid: Vec<f64> = pts
+                .iter()
+                .zip(&phases)
+                .map(|(&(t, v), &ph)| v - (fit.intercept + fit.slope * t + fit.profile[ph]))
+                .collect();
             let mut abs: Vec<f64> = resid.iter().map(|r| r.abs()).filter(|r| r.is_finite()).collect();
             if abs.is_empty() {
                 break;
@@ -55,11 +60,11 @@ impl Model for LinearSeasonal {
             for (w, r) in weight.iter_mut().zip(&resid) {
                 *w = if r.abs() <= k { 1.0 } else { k / r.abs() };
             }
-            fit = WeightedFit::solve(&pts, &weight, p);
+            fit = WeightedFit::solve(&pts, &phases, &weight, p);
         }
         let WeightedFit { intercept, slope, profile, tbar, sxx } = fit;
         let resid: Vec<f64> =
-            pts.iter().map(|&(t, v)| v - (intercept + slope * t + profile[(t as usize) % p])).collect();
+            pts.iter().zip(&phases).map(|(&(t, v), &ph)| v - (intercept + slope * t + profile[ph])).collect();
         let dof = (m - 2.0 - (p as f64 - 1.0)).max(1.0);
         let sigma = (resid.iter().map(|r| r * r).sum::<f64>() / dof).sqrt();
         Ok(Box::new(FittedLinear { intercept, slope, profile, sigma, n, m, tbar, sxx, from }))
@@ -80,23 +85,24 @@ struct WeightedFit {
 }
 
 impl WeightedFit {
-    fn solve(pts: &[(f64, f64)], weight: &[f64], p: usize) -> WeightedFit {
+    /// Over points `(t, value)` with their phases (`t % p`) and weights.
+    fn solve(pts: &[(f64, f64)], phases: &[usize], weight: &[f64], p: usize) -> WeightedFit {
         let mut t_sum = vec![0.0; p];
         let mut y_sum = vec![0.0; p];
         let mut w_sum = vec![0.0; p];
-        for (&(t, v), &w) in pts.iter().zip(weight) {
-            let ph = (t as usize) % p;
+        for ((&(t, v), &w), &ph) in pts.iter().zip(weight).zip(phases) {
             t_sum[ph] += w * t;
             y_sum[ph] += w * v;
             w_sum[ph] += w;
         }
         let phase_mean = |sum: &[f64], ph: usize| if w_sum[ph] > 0.0 { sum[ph] / w_sum[ph] } else { 0.0 };
+        let t_mean: Vec<f64> = (0..p).map(|ph| phase_mean(&t_sum, ph)).collect();
+        let y_mean: Vec<f64> = (0..p).map(|ph| phase_mean(&y_sum, ph)).collect();
         let (mut sxx, mut sxy) = (0.0, 0.0);
-        for (&(t, v), &w) in pts.iter().zip(weight) {
-            let ph = (t as usize) % p;
-            let dt = t - phase_mean(&t_sum, ph);
+        for ((&(t, v), &w), &ph) in pts.iter().zip(weight).zip(phases) {
+            let dt = t - t_mean[ph];
             sxx += w * dt * dt;
-            sxy += w * dt * (v - phase_mean(&y_sum, ph));
+            sxy += w * dt * (v - y_mean[ph]);
         }
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
         let total: f64 = weight.iter().sum::<f64>().max(f64::MIN_POSITIVE);
@@ -104,16 +110,9 @@ impl WeightedFit {
         let ybar = pts.iter().zip(weight).map(|(q, w)| w * q.1).sum::<f64>() / total;
         let intercept = ybar - slope * tbar;
         // Phase levels relative to the overall line; a phase never observed gets none.
-        let profile = (0..p)
-            .map(|ph| {
-                if w_sum[ph] > 0.0 { phase_mean(&y_sum, ph) - slope * phase_mean(&t_sum, ph) - intercept } else { 0.0 }
-            })
-            .collect();
+        let profile =
+            (0..p).map(|ph| if w_sum[ph] > 0.0 { y_mean[ph] - slope * t_mean[ph] - intercept } else { 0.0 }).collect();
         WeightedFit { intercept, slope, profile, tbar, sxx }
-    }
-
-    fn at(&self, t: f64) -> f64 {
-        self.intercept + self.slope * t + self.profile[(t as usize) % self.profile.len()]
     }
 }
 
