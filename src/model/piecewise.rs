@@ -135,48 +135,80 @@ impl Basis {
         }
     }
 
-    /// X'X, X'y and y'y over the observed `(step, value)` pairs, without building X: the
-    /// Fourier columns depend only on the phase within the longest cycle, so every product
-    /// involving them is summed per phase (counts, value sums and trend-column sums), and only
-    /// the trend block is accumulated row by row. About a tenth of the work of X'X.
+    /// X'X, X'y and y'y over the observed `(step, value)` pairs, without building X, in one
+    /// pass over the rows. Every trend column is `alpha + beta t` where it is active (after
+    /// its changepoint), so a product of two of them needs only the sums of 1, t, t², y and
+    /// y t over the rows after both changepoints: summed per segment between changepoints,
+    /// then accumulated from the end. The Fourier columns depend only on the phase within
+    /// the longest cycle, so their products are summed per phase (counts, value sums, and
+    /// per segment the counts and time sums the trend columns need).
     fn normal_equations(&self, observed: &[(usize, f64)]) -> Normal {
         let (q, nt) = (self.width(), self.trend_width());
         let nf = q - nt;
+        let segments = self.changepoints.len() + 1;
         let cycle = self.seasons.iter().fold(1, |a, (p, _)| lcm(a, *p));
         let mut count = vec![0.0; cycle];
         let mut ysum = vec![0.0; cycle];
-        let mut tsum = vec![0.0; cycle * nt];
-        let mut xtx = Array2::<f64>::zeros((q, q));
-        let mut xty = Array1::<f64>::zeros(q);
+        // Per phase and segment: rows and their time sum.
+        let mut seg_count = vec![0.0; cycle * segments];
+        let mut seg_time = vec![0.0; cycle * segments];
+        // Per segment: sums of 1, t, t², y, y t.
+        let mut moments = vec![[0.0; 5]; segments];
         let mut yty = 0.0;
-        let mut tt = vec![0.0; nt * nt];
-        let mut trow = vec![0.0; nt];
         for &(i, y) in observed {
-            self.trend_row(i, &mut trow);
-            // Hinges whose changepoint lies ahead are zero here (changepoints ascend).
-            let active = 2 + self.changepoints.partition_point(|cp| *cp < i as f64 / self.n as f64);
+            let t = i as f64 / self.n as f64;
+            let s = self.changepoints.partition_point(|cp| *cp < t);
             let ph = i % cycle;
             count[ph] += 1.0;
             ysum[ph] += y;
             yty += y * y;
-            let ts = &mut tsum[ph * nt..(ph + 1) * nt];
-            for a in 0..active {
-                ts[a] += trow[a];
-                xty[a] += trow[a] * y;
-                for b in a..active {
-                    tt[a * nt + b] += trow[a] * trow[b];
-                }
+            seg_count[ph * segments + s] += 1.0;
+            seg_time[ph * segments + s] += t;
+            let m = &mut moments[s];
+            m[0] += 1.0;
+            m[1] += t;
+            m[2] += t * t;
+            m[3] += y;
+            m[4] += y * t;
+        }
+        // Sums over the segments from each one to the end.
+        for s in (0..segments - 1).rev() {
+            for k in 0..5 {
+                moments[s][k] += moments[s + 1][k];
+            }
+            for ph in 0..cycle {
+                seg_count[ph * segments + s] += seg_count[ph * segments + s + 1];
+                seg_time[ph * segments + s] += seg_time[ph * segments + s + 1];
             }
         }
+        // Column a is alpha + beta t from segment `from` on.
+        let column = |a: usize| -> (f64, f64, usize) {
+            match a {
+                0 => (1.0, 0.0, 0),
+                1 => (0.0, 1.0, 0),
+                _ => (-self.changepoints[a - 2], 1.0, a - 1),
+            }
+        };
+        let mut xtx = Array2::<f64>::zeros((q, q));
+        let mut xty = Array1::<f64>::zeros(q);
         for a in 0..nt {
+            let (aa, ba, fa) = column(a);
+            let m = &moments[fa];
+            xty[a] = aa * m[3] + ba * m[4];
             for b in a..nt {
-                xtx[[a, b]] = tt[a * nt + b];
+                let (ab, bb, fb) = column(b);
+                let m = &moments[fa.max(fb)];
+                xtx[[a, b]] = aa * ab * m[0] + (aa * bb + ab * ba) * m[1] + ba * bb * m[2];
             }
         }
         let mut frow = vec![0.0; nf];
+        let mut ts = vec![0.0; nt];
         for ph in (0..cycle).filter(|&ph| count[ph] > 0.0) {
             self.season_row(ph, &mut frow);
-            let ts = &tsum[ph * nt..(ph + 1) * nt];
+            for (a, t) in ts.iter_mut().enumerate() {
+                let (al, be, from) = column(a);
+                *t = al * seg_count[ph * segments + from] + be * seg_time[ph * segments + from];
+            }
             for j in 0..nf {
                 xty[nt + j] += ysum[ph] * frow[j];
                 for (a, t) in ts.iter().enumerate() {
