@@ -173,8 +173,9 @@ impl Basis {
         }
         // Sums over the segments from each one to the end.
         for s in (0..segments - 1).rev() {
-            for k in 0..5 {
-                moments[s][k] += moments[s + 1][k];
+            let next = moments[s + 1];
+            for (m, n) in moments[s].iter_mut().zip(next) {
+                *m += n;
             }
             for ph in 0..cycle {
                 seg_count[ph * segments + s] += seg_count[ph * segments + s + 1];
