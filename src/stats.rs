@@ -182,6 +182,23 @@ pub fn middle(v: &mut [f64]) -> f64 {
     *v.select_nth_unstable_by(k, f64::total_cmp).1
 }
 
+/// The median of a few values (the mean of the middle two of an even count, as
+/// `stats::quantile(v, 0.5)`; NaN when empty), by insertion sort: no allocation.
+pub fn small_median(v: &mut [f64]) -> f64 {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && v[j - 1].total_cmp(&v[j]).is_gt() {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    match v.len() {
+        0 => f64::NAN,
+        m if m % 2 == 1 => v[m / 2],
+        m => v[m / 2 - 1] + (v[m / 2] - v[m / 2 - 1]) * 0.5,
+    }
+}
+
 /// The middle absolute step-to-step move of `values` (gaps skipped; NaN with no move): the
 /// robust scale behind outlier clips and noise estimates.
 pub fn middle_move(values: &[f64]) -> f64 {
@@ -241,5 +258,22 @@ mod tests {
         assert_eq!(finite_mean([1.0, f64::NAN, 3.0]), Some(2.0));
         assert_eq!(finite_rms([3.0, 4.0, f64::NAN]), Some((12.5f64).sqrt()));
         assert_eq!(finite_mean([f64::NAN]), None);
+    }
+
+    #[test]
+    fn the_small_median_agrees_with_the_quantile() {
+        let mut seed = 7u64;
+        for len in 0..=7 {
+            for _ in 0..50 {
+                let v: Vec<f64> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((seed >> 40) % 9) as f64 - 4.0
+                    })
+                    .collect();
+                let (a, b) = (small_median(&mut v.clone()), quantile(&mut v.clone(), 0.5));
+                assert!(a == b || (a.is_nan() && b.is_nan()), "{v:?}: {a} vs {b}");
+            }
+        }
     }
 }

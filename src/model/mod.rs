@@ -11,6 +11,13 @@ pub mod piecewise;
 pub mod select;
 pub mod smoothing;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::series::fill_gaps;
+use decompose::{Decomposition, decompose};
+
 /// Point forecast and central prediction interval, one entry per future step.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Forecast {
@@ -69,10 +76,37 @@ pub trait Model: Send + Sync {
     /// Fewest observed values this model can fit.
     fn min_len(&self) -> usize;
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError>;
+    /// [`Model::fit`] to a prefix of the series that `shared` belongs to, reusing what other
+    /// models fitted to the same prefix already computed (a seasonal decomposition).
+    fn fit_shared(&self, values: &[f64], _shared: &Shared) -> Result<Box<dyn Fitted>, ModelError> {
+        self.fit(values)
+    }
     /// For a combination of other models: its members and whether it takes their median
     /// (else their mean). Backtests combine the members' forecasts rather than refit them.
     fn members(&self) -> Option<(&[std::sync::Arc<dyn Model>], bool)> {
         None
+    }
+}
+
+/// Work shared by the fits to prefixes of one series (a selection fits every candidate at
+/// several origins): seasonal decompositions by prefix length and periods, so MSTL's ETS and
+/// its Theta decompose each prefix once.
+#[derive(Default)]
+pub struct Shared {
+    decompositions: RefCell<HashMap<(usize, Vec<usize>), Rc<Decomposition>>>,
+}
+
+impl Shared {
+    /// The decomposition of `values` (a prefix of this series) with `periods`, computed once.
+    pub fn decomposition(&self, values: &[f64], periods: &[usize]) -> Rc<Decomposition> {
+        let key = (values.len(), periods.to_vec());
+        if let Some(d) = self.decompositions.borrow().get(&key) {
+            return d.clone();
+        }
+        let y = fill_gaps(values, periods.first().copied().unwrap_or(0));
+        let d = Rc::new(decompose(&y, periods));
+        self.decompositions.borrow_mut().insert(key, d.clone());
+        d
     }
 }
 

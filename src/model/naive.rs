@@ -6,7 +6,7 @@
 
 use super::{Fitted, Forecast, Model, ModelError, check_len};
 use crate::series::fill_gaps;
-use crate::stats::{central_z, finite_mean, finite_rms};
+use crate::stats::{central_z, finite_mean, finite_rms, small_median};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SeasonalNaive {
@@ -103,23 +103,6 @@ impl Model for SeasonalMedian {
     }
 }
 
-/// The median of a few values (the mean of the middle two of an even count, as
-/// `stats::quantile(v, 0.5)`; NaN when empty), by insertion sort: no allocation.
-fn small_median(v: &mut [f64]) -> f64 {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && v[j - 1].total_cmp(&v[j]).is_gt() {
-            v.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    match v.len() {
-        0 => f64::NAN,
-        m if m % 2 == 1 => v[m / 2],
-        m => v[m / 2 - 1] + (v[m / 2] - v[m / 2 - 1]) * 0.5,
-    }
-}
-
 /// The same step 52 weeks earlier (weekdays line up), shifted by the change in level: the
 /// mean of the last `window` steps minus the mean of the same steps a year before. Beyond a
 /// year ahead the shift repeats once per year.
@@ -192,23 +175,6 @@ mod tests {
         assert!(fitted[..4].iter().all(|v| v.is_nan()));
         assert!((4..40).all(|i| fitted[i] == (i % 4) as f64), "{fitted:?}");
         assert!(SeasonalMedian { period: 4 }.fit(&y[..11]).is_err(), "three seasons at least");
-    }
-
-    #[test]
-    fn the_small_median_agrees_with_the_quantile() {
-        let mut seed = 7u64;
-        for len in 0..=7 {
-            for _ in 0..50 {
-                let v: Vec<f64> = (0..len)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        ((seed >> 40) % 9) as f64 - 4.0
-                    })
-                    .collect();
-                let (a, b) = (small_median(&mut v.clone()), crate::stats::quantile(&mut v.clone(), 0.5));
-                assert!(a == b || (a.is_nan() && b.is_nan()), "{v:?}: {a} vs {b}");
-            }
-        }
     }
 
     #[test]

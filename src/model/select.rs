@@ -16,8 +16,8 @@ use super::linear::LinearSeasonal;
 use super::naive::{SeasonalMedian, SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
-use super::{ErrorPaths, Fitted, Forecast, Model, ModelError, observed, seasonal_periods};
-use crate::stats::{finite_mean, quantile};
+use super::{ErrorPaths, Fitted, Forecast, Model, ModelError, Shared, observed, seasonal_periods};
+use crate::stats::{finite_mean, quantile, small_median};
 
 /// Rolling origins per candidate (FORECASTING.md: 3 beat 1 and 2; 5 gained nothing).
 const ORIGINS: usize = 3;
@@ -224,7 +224,11 @@ impl Model for Combination {
     }
 
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
-        let fits = self.members.iter().map(|m| m.fit(values)).collect::<Result<_, _>>()?;
+        self.fit_shared(values, &Shared::default())
+    }
+
+    fn fit_shared(&self, values: &[f64], shared: &Shared) -> Result<Box<dyn Fitted>, ModelError> {
+        let fits = self.members.iter().map(|m| m.fit_shared(values, shared)).collect::<Result<_, _>>()?;
         Ok(Box::new(Combined { fits, median: self.median }))
     }
 
@@ -261,6 +265,8 @@ struct Rolling<'a> {
     range: Range,
     level: f64,
     paths: RefCell<HashMap<PathKey, Option<Vec<f64>>>>,
+    /// What fits to the same prefix share.
+    shared: Shared,
 }
 
 /// A base model's path: (model name, origin, steps).
@@ -278,7 +284,10 @@ impl Rolling<'_> {
         if let Some(p) = self.paths.borrow().get(&key) {
             return p.clone();
         }
-        let p = model.fit(&self.values[..o]).ok().map(|f| self.range.clamp_path(f.predict(h, self.level).mean));
+        let p = model
+            .fit_shared(&self.values[..o], &self.shared)
+            .ok()
+            .map(|f| self.range.clamp_path(f.predict(h, self.level).mean));
         self.paths.borrow_mut().insert(key, p.clone());
         p
     }
@@ -342,7 +351,7 @@ pub fn forecast(
         return Err(ModelError::TooShort { model: family.to_string(), needed, have });
     }
     let range = Range::of(values, bounded);
-    let rolling = Rolling { values, range, level, paths: RefCell::new(HashMap::new()) };
+    let rolling = Rolling { values, range, level, paths: RefCell::new(HashMap::new()), shared: Shared::default() };
     let design = Design::new(n, horizon, ORIGINS);
 
     // Every base model at every origin, then their combinations from the same forecasts.
@@ -367,7 +376,7 @@ pub fn forecast(
     let mut last_err = None;
     for &i in &order {
         let cand = &scored[i];
-        let fit = match cand.model.fit(values) {
+        let fit = match cand.model.fit_shared(values, &rolling.shared) {
             Ok(f) => f,
             Err(e) => {
                 last_err = Some(e);
@@ -460,10 +469,13 @@ fn combine(paths: &[Vec<f64>], median: bool) -> Vec<f64> {
         return paths[0].clone();
     }
     let len = paths.iter().map(Vec::len).min().unwrap_or(0);
+    // One buffer for every step's values (a combination's path is combined at every origin).
+    let mut v = Vec::with_capacity(paths.len());
     (0..len)
         .map(|h| {
-            let mut v: Vec<f64> = paths.iter().map(|p| p[h]).collect();
-            if median { quantile(&mut v, 0.5) } else { v.iter().sum::<f64>() / v.len() as f64 }
+            v.clear();
+            v.extend(paths.iter().map(|p| p[h]));
+            if median { small_median(&mut v) } else { v.iter().sum::<f64>() / v.len() as f64 }
         })
         .collect()
 }

@@ -5,9 +5,7 @@
 //! extrapolated, added back.
 
 use super::arima::{self, Arima};
-use super::decompose::decompose;
-use super::{Fitted, Forecast, Model, ModelError, check_len};
-use crate::series::fill_gaps;
+use super::{Fitted, Forecast, Model, ModelError, Shared, check_len};
 use crate::stats::central_z;
 
 /// Parameters are searched on at most this many recent steps (states then run over all).
@@ -61,9 +59,12 @@ impl Model for Smoothing {
     }
 
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
+        self.fit_shared(values, &Shared::default())
+    }
+
+    fn fit_shared(&self, values: &[f64], shared: &Shared) -> Result<Box<dyn Fitted>, ModelError> {
         check_len(self, values)?;
-        let y = fill_gaps(values, self.periods.first().copied().unwrap_or(0));
-        let dec = decompose(&y, &self.periods);
+        let dec = shared.decomposition(values, &self.periods);
         let x = &dec.deseasonalised;
         // With seasons removed, the last state is averaged over the longest season (each
         // state carried to the end by its trend): what the profiles missed at the last hours
@@ -98,9 +99,9 @@ impl Model for Smoothing {
                 (TrendPath::Theta { level: s.level, half_slope: slope / 2.0, drift0 }, s.sigma, p.alpha, s.fitted)
             }
         };
-        let n = y.len();
+        let n = x.len();
         let fitted = (0..n).map(|t| fitted_x[t] + dec.seasonal(t)).collect();
-        Ok(Box::new(FittedSmoothing { path, sigma, alpha, n, dec_seasonals: dec.seasonals, fitted, name }))
+        Ok(Box::new(FittedSmoothing { path, sigma, alpha, n, dec_seasonals: dec.seasonals.clone(), fitted, name }))
     }
 }
 
