@@ -540,20 +540,36 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
     // smallest of equals; "the smallest m reaching it" biased the bands wide).
     let factor = if errors.len() >= 2 {
         let held_out: Vec<(Bands, usize)> = (0..errors.len()).map(|k| (bands(&|j| j != k), k)).collect();
-        let coverage = |m: f64| {
-            let (mut inside, mut total) = (0usize, 0usize);
-            for (b, k) in &held_out {
-                for (h, e) in errors[*k].iter().enumerate().filter(|(_, e)| e.is_finite()) {
+        let factors: Vec<f64> = (0..=WIDEN_STEPS).map(|i| WIDEN_FROM + WIDEN_STEP * i as f64).collect();
+        // Held-out errors inside each factor's band. A band with its quantiles in order only
+        // widens as the factor grows, so an error inside at one factor is inside at every
+        // larger one: the first such factor is found by bisection (each factor is tried
+        // where rounding left the quantiles out of order).
+        let (mut first, mut direct, mut total) = (vec![0usize; factors.len() + 1], vec![0usize; factors.len()], 0);
+        for (b, k) in &held_out {
+            for (h, e) in errors[*k].iter().enumerate().filter(|(_, e)| e.is_finite()) {
+                total += 1;
+                let inside = |m: f64| {
                     let (lo, hi) = widen(b[h], m);
-                    total += 1;
-                    inside += usize::from(*e >= lo && *e <= hi);
+                    *e >= lo && *e <= hi
+                };
+                let (lo, mid, hi) = b[h];
+                if lo <= mid && mid <= hi {
+                    first[factors.partition_point(|&m| !inside(m))] += 1;
+                } else {
+                    factors.iter().zip(direct.iter_mut()).filter(|(m, _)| inside(**m)).for_each(|(_, d)| *d += 1);
                 }
             }
-            if total == 0 { 1.0 } else { inside as f64 / total as f64 }
-        };
-        (0..=WIDEN_STEPS)
-            .map(|i| WIDEN_FROM + WIDEN_STEP * i as f64)
-            .map(|m| (m, (coverage(m) - level).abs()))
+        }
+        let mut inside = 0;
+        factors
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| {
+                inside += first[i];
+                let coverage = if total == 0 { 1.0 } else { (inside + direct[i]) as f64 / total as f64 };
+                (m, (coverage - level).abs())
+            })
             .fold((WIDEN_TO, f64::INFINITY), |best, (m, gap)| if gap < best.1 - 1e-12 { (m, gap) } else { best })
             .0
     } else {
