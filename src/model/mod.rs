@@ -93,8 +93,11 @@ pub trait Model: Send + Sync {
 /// its Theta decompose each prefix once.
 #[derive(Default)]
 pub struct Shared {
-    decompositions: RefCell<HashMap<(usize, Vec<usize>), Rc<Decomposition>>>,
+    decompositions: RefCell<HashMap<DecompositionKey, Rc<Decomposition>>>,
 }
+
+/// A prefix of the series (its length) and the periods removed from it.
+type DecompositionKey = (usize, Vec<usize>);
 
 impl Shared {
     /// The decomposition of `values` (a prefix of this series) with `periods`, computed once.
