@@ -7,7 +7,7 @@ use crate::breach::{self, Breach};
 use crate::config::{FailOn, ResourceSettings};
 use crate::model::changepoint;
 use crate::model::select::{self, SelectionScore};
-use crate::model::{ErrorPaths, Forecast, seasonal_periods};
+use crate::model::{ErrorPaths, Forecast, InSample, seasonal_periods};
 use crate::scenario::Scenario;
 use crate::series::Series;
 use crate::shard::Shard;
@@ -65,8 +65,8 @@ pub struct ResourceForecast {
 pub struct Detail {
     /// The prepared history (regular steps, gaps as NaN).
     pub history: Series,
-    /// In-sample fitted values from `fit_start`, one per history step.
-    pub fitted: Vec<f64>,
+    /// The chosen model's in-sample fit from `fit_start` (see [`Detail::fitted_values`]).
+    pub fitted: InSample,
     pub forecast: Forecast,
     /// The chosen forecast's backtest errors (breach odds for scenarios reuse them).
     pub errors: ErrorPaths,
@@ -77,6 +77,18 @@ pub struct Detail {
     /// The latest earlier forecasts (runs with a ledger, at most [`PAST_BANDS`]), newest
     /// first: plots draw their bands over what happened.
     pub past: Vec<PastForecast>,
+}
+
+impl Detail {
+    /// In-sample fitted values from `fit_start`, one per history step, over the history as it
+    /// was (values before a level shift moved back off the new regime).
+    pub fn fitted_values(&self) -> Vec<f64> {
+        let mut values = self.fitted.values();
+        if let Some((at, regime)) = self.moved {
+            values.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));
+        }
+        values
+    }
 }
 
 /// Earlier forecasts drawn on a resource's plot.

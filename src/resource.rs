@@ -113,11 +113,7 @@ pub fn forecast_resource(
         }
     }
     let steps = ((as_of + settings.horizon - end) as f64 / step as f64).ceil().max(1.0) as usize;
-    let mut sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, settings.model)?;
-    // Fitted values are drawn over the history as it was.
-    if let Some((at, regime)) = moved {
-        sel.fitted.iter_mut().take(at).for_each(|v| *v = regime.unmap(*v));
-    }
+    let sel = select::forecast(&fit.values, step, steps, settings.level, settings.bounded, settings.model)?;
     let last_value = history.last_value().unwrap_or(f64::NAN);
     let breaches = analyse_thresholds(settings, &[], &sel.forecast, &fit.values, &sel.errors);
     let capacity_needed =

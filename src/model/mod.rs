@@ -58,6 +58,28 @@ pub struct ErrorPaths {
     pub paths: Vec<Vec<f64>>,
 }
 
+/// A chosen model's in-sample fit, its values computed only when asked for: a fleet run draws
+/// them for the few resources it plots.
+#[derive(Clone)]
+pub struct InSample(std::sync::Arc<dyn Fitted>);
+
+impl InSample {
+    pub fn new(fit: Box<dyn Fitted>) -> Self {
+        InSample(fit.into())
+    }
+
+    /// Fitted values aligned with the series the model was fitted to.
+    pub fn values(&self) -> Vec<f64> {
+        self.0.fitted()
+    }
+}
+
+impl std::fmt::Debug for InSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InSample")
+    }
+}
+
 /// Why a model could not be fitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
@@ -113,8 +135,8 @@ impl Shared {
     }
 }
 
-/// A model fitted to one series.
-pub trait Fitted {
+/// A model fitted to one series (plain data: a chosen fit travels with its resource).
+pub trait Fitted: Send + Sync {
     fn predict(&self, horizon: usize, level: f64) -> Forecast;
     /// In-sample fitted values, aligned with the series given to `fit` (NaN where the model
     /// has none, e.g. the first season of a seasonal naive).

@@ -16,7 +16,7 @@ use super::linear::LinearSeasonal;
 use super::naive::{SeasonalMedian, SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
-use super::{ErrorPaths, Fitted, Forecast, Model, ModelError, Shared, observed, seasonal_periods};
+use super::{ErrorPaths, Fitted, Forecast, InSample, Model, ModelError, Shared, observed, seasonal_periods};
 use crate::stats::{finite_mean, quantile, small_median};
 
 /// Rolling origins per candidate (FORECASTING.md: 3 beat 1 and 2; 5 gained nothing).
@@ -157,8 +157,8 @@ impl std::fmt::Display for Family {
 pub struct Selection {
     pub model: String,
     pub forecast: Forecast,
-    /// In-sample fitted values of the chosen model, aligned with the input.
-    pub fitted: Vec<f64>,
+    /// The chosen model's in-sample fit, aligned with the input.
+    pub fitted: InSample,
     pub backtest: Option<SelectionScore>,
     /// The chosen forecast's backtest errors (empty without a backtest).
     pub errors: ErrorPaths,
@@ -406,7 +406,7 @@ pub fn forecast(
         return Ok(Selection {
             model: fit.name().unwrap_or_else(|| cand.model.name()),
             forecast,
-            fitted: fit.fitted(),
+            fitted: InSample::new(fit),
             backtest,
             errors: ErrorPaths { paths: errors },
         });

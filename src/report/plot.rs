@@ -290,7 +290,8 @@ fn draw<DB: DrawingBackend>(
     let fit_offset = ((r.fit_start - h.start) / h.step).max(0) as usize;
     let fit_time = |i: usize| h.time(fit_offset + i);
     let light = RGBColor(110, 170, 220);
-    for (k, run) in bins(fit_time, &d.fitted, &d.fitted, &d.fitted, width).iter().enumerate() {
+    let fitted = d.fitted_values();
+    for (k, run) in bins(fit_time, &fitted, &fitted, &fitted, width).iter().enumerate() {
         let s = chart.draw_series(LineSeries::new(run.iter().map(|b| (b.t, b.mean)), light.stroke_width(1)))?;
         if k == 0 {
             s.label("fitted").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], light));
