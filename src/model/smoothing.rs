@@ -339,6 +339,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fits_sharing_decompositions_forecast_as_fits_alone() {
+        // MSTL's ETS and Theta at several prefixes of one series, sharing one cache (as a
+        // selection does), forecast exactly what each fitted on its own forecasts.
+        let y: Vec<f64> = (0..24 * 40)
+            .map(|i| {
+                let day = (i % 24) as f64 / 24.0 * std::f64::consts::TAU;
+                2.0 + 0.001 * i as f64 + day.sin() + 0.1 * crate::stats::test_noise(i)
+            })
+            .collect();
+        let shared = Shared::default();
+        for trend in [Trend::Ets, Trend::Theta, Trend::Ets] {
+            let model = Smoothing { periods: vec![24], trend };
+            for end in [24 * 20, 24 * 30, 24 * 40] {
+                let alone = model.fit(&y[..end]).unwrap();
+                let with = model.fit_shared(&y[..end], &shared).unwrap();
+                assert_eq!(alone.predict(48, 0.8), with.predict(48, 0.8));
+                assert_eq!(alone.fitted(), with.fitted());
+            }
+        }
+    }
+
+    #[test]
     fn ets_follows_a_ramp_and_a_level() {
         let ramp: Vec<f64> = (0..300).map(|i| 1.0 + 0.01 * i as f64).collect();
         let f = Smoothing { periods: vec![], trend: Trend::Ets }.fit(&ramp).unwrap().predict(10, 0.8);
