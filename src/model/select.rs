@@ -561,13 +561,14 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
                 }
             }
         }
-        let mut inside = 0;
+        // Errors held from each factor on: those first held at it or at a smaller one.
+        let mut held = 0;
         factors
             .iter()
             .enumerate()
             .map(|(i, &m)| {
-                inside += first[i];
-                let coverage = if total == 0 { 1.0 } else { (inside + direct[i]) as f64 / total as f64 };
+                held += first[i];
+                let coverage = if total == 0 { 1.0 } else { (held + direct[i]) as f64 / total as f64 };
                 (m, (coverage - level).abs())
             })
             .fold((WIDEN_TO, f64::INFINITY), |best, (m, gap)| if gap < best.1 - 1e-12 { (m, gap) } else { best })
