@@ -138,6 +138,11 @@ impl Shared {
 /// A model fitted to one series (plain data: a chosen fit travels with its resource).
 pub trait Fitted: Send + Sync {
     fn predict(&self, horizon: usize, level: f64) -> Forecast;
+    /// The mean path alone, as `predict` gives it (a backtest needs no interval; models whose
+    /// interval costs more than their mean skip it).
+    fn predict_mean(&self, horizon: usize, level: f64) -> Vec<f64> {
+        self.predict(horizon, level).mean
+    }
     /// In-sample fitted values, aligned with the series given to `fit` (NaN where the model
     /// has none, e.g. the first season of a seasonal naive).
     fn fitted(&self) -> Vec<f64>;

@@ -25,33 +25,48 @@ impl Model for SeasonalNaive {
     fn fit(&self, values: &[f64]) -> Result<Box<dyn Fitted>, ModelError> {
         check_len(self, values)?;
         let p = self.period;
-        // One-season-ahead errors on observed pairs give the scale of the interval.
-        let sigma = finite_rms((p..values.len()).map(|i| values[i] - values[i - p])).unwrap_or(0.0);
         let filled = fill_gaps(values, p);
         let last_season = filled[filled.len() - p..].to_vec();
-        let fitted = (0..filled.len()).map(|i| if i >= p { filled[i - p] } else { f64::NAN }).collect();
-        Ok(Box::new(FittedNaive { last_season, shift: 0.0, sigma, fitted }))
+        let values = values.to_vec();
+        let in_sample = move || {
+            let fitted: Vec<f64> = (0..filled.len()).map(|i| if i >= p { filled[i - p] } else { f64::NAN }).collect();
+            // One-season-ahead errors on observed pairs give the scale of the interval.
+            let sigma = finite_rms((p..values.len()).map(|i| values[i] - values[i - p])).unwrap_or(0.0);
+            (fitted, sigma)
+        };
+        Ok(Box::new(FittedNaive { last_season, shift: 0.0, in_sample: Box::new(in_sample) }))
     }
 }
+
+/// In-sample fitted values and the error scale of the interval, computed when asked: a
+/// backtest needs only the mean path.
+type InSampleFn = Box<dyn Fn() -> (Vec<f64>, f64) + Send + Sync>;
 
 /// The last season repeated, moved by `shift` more for each season ahead.
 struct FittedNaive {
     last_season: Vec<f64>,
     shift: f64,
-    sigma: f64,
-    fitted: Vec<f64>,
+    in_sample: InSampleFn,
+}
+
+impl FittedNaive {
+    /// The mean `h` steps ahead and how many seasons ahead that is.
+    fn at(&self, h: usize) -> (f64, f64) {
+        let p = self.last_season.len();
+        let k = (h / p + 1) as f64;
+        (self.last_season[h % p] + k * self.shift, k)
+    }
 }
 
 impl Fitted for FittedNaive {
     fn predict(&self, horizon: usize, level: f64) -> Forecast {
-        let p = self.last_season.len();
         let z = central_z(level);
+        let sigma = (self.in_sample)().1;
         let mut f = Forecast::default();
         for h in 0..horizon {
             // k seasons ahead: errors of k independent season-steps add up.
-            let k = (h / p + 1) as f64;
-            let m = self.last_season[h % p] + k * self.shift;
-            let w = z * self.sigma * k.sqrt();
+            let (m, k) = self.at(h);
+            let w = z * sigma * k.sqrt();
             f.mean.push(m);
             f.lower.push(m - w);
             f.upper.push(m + w);
@@ -59,8 +74,12 @@ impl Fitted for FittedNaive {
         f
     }
 
+    fn predict_mean(&self, horizon: usize, _level: f64) -> Vec<f64> {
+        (0..horizon).map(|h| self.at(h).0).collect()
+    }
+
     fn fitted(&self) -> Vec<f64> {
-        self.fitted.clone()
+        (self.in_sample)().0
     }
 }
 
@@ -88,7 +107,7 @@ impl Model for SeasonalMedian {
         let filled = fill_gaps(values, p);
         let n = filled.len();
         // The median of the same step in up to MEDIAN_CYCLES seasons before `end`.
-        let at = |end: usize, j: usize| -> f64 {
+        let at = move |end: usize, j: usize| -> f64 {
             let mut v = [0.0; MEDIAN_CYCLES];
             let m = MEDIAN_CYCLES.min(end / p);
             for k in 1..=m {
@@ -97,9 +116,13 @@ impl Model for SeasonalMedian {
             small_median(&mut v[..m])
         };
         let last_season: Vec<f64> = (0..p).map(|j| at(n, j)).collect();
-        let fitted: Vec<f64> = (0..n).map(|i| if i >= p { at(i - i % p, i % p) } else { f64::NAN }).collect();
-        let sigma = finite_rms((p..n).map(|i| values[i] - fitted[i])).unwrap_or(0.0);
-        Ok(Box::new(FittedNaive { last_season, shift: 0.0, sigma, fitted }))
+        let values = values.to_vec();
+        let in_sample = move || {
+            let fitted: Vec<f64> = (0..n).map(|i| if i >= p { at(i - i % p, i % p) } else { f64::NAN }).collect();
+            let sigma = finite_rms((p..n).map(|i| values[i] - fitted[i])).unwrap_or(0.0);
+            (fitted, sigma)
+        };
+        Ok(Box::new(FittedNaive { last_season, shift: 0.0, in_sample: Box::new(in_sample) }))
     }
 }
 
@@ -131,12 +154,16 @@ impl Model for YearAgo {
         let y = fill_gaps(values, self.fill);
         let mean = |s: &[f64]| finite_mean(s.iter().copied()).unwrap_or(0.0);
         let shift = mean(&y[n - w..]) - mean(&y[n - l - w..n - l]);
-        // Year-over-year changes around their mean give the interval's scale.
-        let changes: Vec<f64> = (l..n).map(|i| y[i] - y[i - l]).collect();
-        let centre = mean(&changes);
-        let sigma = finite_rms(changes.iter().map(|c| c - centre)).unwrap_or(0.0);
-        let fitted = (0..n).map(|i| if i >= l { y[i - l] + centre } else { f64::NAN }).collect();
-        Ok(Box::new(FittedNaive { last_season: y[n - l..].to_vec(), shift, sigma, fitted }))
+        let last_season = y[n - l..].to_vec();
+        let in_sample = move || {
+            // Year-over-year changes around their mean give the interval's scale.
+            let changes: Vec<f64> = (l..n).map(|i| y[i] - y[i - l]).collect();
+            let centre = mean(&changes);
+            let sigma = finite_rms(changes.iter().map(|c| c - centre)).unwrap_or(0.0);
+            let fitted = (0..n).map(|i| if i >= l { y[i - l] + centre } else { f64::NAN }).collect();
+            (fitted, sigma)
+        };
+        Ok(Box::new(FittedNaive { last_season, shift, in_sample: Box::new(in_sample) }))
     }
 }
 
@@ -188,5 +215,22 @@ mod tests {
             assert!((v - want).abs() < 1e-9, "step {h}: {v} vs {want}");
         }
         assert!(m.fit(&y[..9]).is_err());
+    }
+
+    #[test]
+    fn the_mean_path_alone_is_the_forecasts_mean() {
+        let y: Vec<f64> =
+            (0..60).map(|i| (i % 4) as f64 + 0.1 * crate::stats::test_noise(i) + i as f64 / 30.0).collect();
+        let models: [Box<dyn Model>; 3] = [
+            Box::new(SeasonalNaive { period: 4 }),
+            Box::new(SeasonalMedian { period: 4 }),
+            Box::new(YearAgo { year: 8, window: 2, fill: 1 }),
+        ];
+        for m in models {
+            let fit = m.fit(&y).unwrap();
+            let f = fit.predict(13, 0.8);
+            assert_eq!(fit.predict_mean(13, 0.8), f.mean, "{}", m.name());
+            assert!(f.upper.iter().zip(&f.mean).all(|(u, v)| u > v), "{}: noise gives an interval", m.name());
+        }
     }
 }

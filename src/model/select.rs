@@ -287,7 +287,7 @@ impl Rolling<'_> {
         let p = model
             .fit_shared(&self.values[..o], &self.shared)
             .ok()
-            .map(|f| self.range.clamp_path(f.predict(h, self.level).mean));
+            .map(|f| self.range.clamp_path(f.predict_mean(h, self.level)));
         self.paths.borrow_mut().insert(key, p.clone());
         p
     }
