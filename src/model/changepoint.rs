@@ -34,15 +34,7 @@ pub fn detect_level_shift(values: &[f64], block: usize) -> Option<usize> {
     }
     let noise = block_noise(&means)?;
     let smooth = fit(&means, Third::None).0.min(fit(&means, Third::Square).0);
-    let mut best: Option<(f64, usize, f64)> = None;
-    for k in MIN_BLOCKS..=nb - MIN_BLOCKS {
-        let at = means[k].0;
-        let (r, step) = fit(&means, Third::Step(at));
-        if best.is_none_or(|b| r < b.0) {
-            best = Some((r, at, step));
-        }
-    }
-    let (r, at, step) = best?;
+    let (r, at, step) = best_step(&means, step_candidates(&means))?;
     let gain = if smooth > 0.0 { 1.0 - r / smooth } else { 0.0 };
     (gain >= MIN_GAIN && step.abs() >= MIN_STEP_SIGMAS * noise).then_some(at * block)
 }
@@ -192,6 +184,57 @@ fn noise_sd(median_move: f64) -> f64 {
     (median_move / 0.6745 / std::f64::consts::SQRT_2).max(1e-12)
 }
 
+/// The split among `splits` (block indices) whose line plus step fits the block means best:
+/// (residual sum of squares, the block where the step starts, the step).
+fn best_step(means: &[(usize, f64)], splits: impl IntoIterator<Item = usize>) -> Option<(f64, usize, f64)> {
+    let mut best: Option<(f64, usize, f64)> = None;
+    for k in splits {
+        let at = means[k].0;
+        let (r, step) = fit(means, Third::Step(at));
+        if best.is_none_or(|b| r < b.0) {
+            best = Some((r, at, step));
+        }
+    }
+    best
+}
+
+/// Where a step may start (block indices, ascending, at least [`MIN_BLOCKS`] from either
+/// end): the splits whose line-plus-step residual sum of squares, from running sums over the
+/// blocks (linear time, where fitting every split costs the square), is within rounding of
+/// the least. Fitting just these directly chooses as fitting every split would.
+fn step_candidates(means: &[(usize, f64)]) -> Vec<usize> {
+    let nb = means.len();
+    let all: Vec<usize> = (MIN_BLOCKS..=nb - MIN_BLOCKS).collect();
+    let span = means.last().map_or(1.0, |m| m.0.max(1) as f64);
+    let centre = means.iter().map(|m| m.1).sum::<f64>() / nb as f64;
+    // Sums over every block (y centred, so the intercept's own sum is zero), then over the
+    // blocks from k on, accumulated from the end.
+    let (mut su, mut suu, mut suy, mut syy) = (0.0, 0.0, 0.0, 0.0);
+    for &(x, y) in means {
+        let (u, y) = (x as f64 / span, y - centre);
+        (su, suu, suy, syy) = (su + u, suu + u * u, suy + u * y, syy + y * y);
+    }
+    let mut rss = vec![f64::INFINITY; nb];
+    let (mut c, mut sus, mut ssy) = (0.0, 0.0, 0.0);
+    for k in (MIN_BLOCKS..nb).rev() {
+        let (x, y) = means[k];
+        (c, sus, ssy) = (c + 1.0, sus + x as f64 / span, ssy + y - centre);
+        if k + MIN_BLOCKS <= nb {
+            let a = [[nb as f64, su, c], [su, suu, sus], [c, sus, c]];
+            let b = [0.0, suy, ssy];
+            if let Some(beta) = solve(a, b, 3) {
+                rss[k] = syy - (beta[1] * b[1] + beta[2] * b[2]);
+            }
+        }
+    }
+    let least = all.iter().map(|&k| rss[k]).fold(f64::INFINITY, f64::min);
+    if !least.is_finite() {
+        return all;
+    }
+    let near = least + 1e-9 * syy + 1e-300;
+    all.into_iter().filter(|&k| rss[k] <= near).collect()
+}
+
 /// Least squares of the block means on [1, x, third] via the normal equations (x scaled to
 /// [0, 1]); (RSS, coefficient of the third regressor).
 fn fit(means: &[(usize, f64)], third: Third) -> (f64, f64) {
@@ -325,6 +368,34 @@ mod tests {
             }
             for at in 0..values.len().min(50) {
                 let _ = regime_change(&values, at, block);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_running_sum_shortlist_chooses_as_fitting_every_split(
+            values in proptest::collection::vec(-1e3f64..1e3, 16..80),
+            step in -1e3f64..1e3,
+            at in 0.0f64..1.0,
+            gaps in proptest::collection::vec(0usize..3, 16..80),
+        ) {
+            // Block means at (mostly) consecutive blocks, some with a step, some exactly flat.
+            let mut x = 0;
+            let cut = (at * values.len() as f64) as usize;
+            let means: Vec<(usize, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    x += 1 + gaps.get(i).copied().unwrap_or(0);
+                    (x, if i >= cut { v + step } else { *v })
+                })
+                .collect();
+            let flat: Vec<(usize, f64)> = means.iter().map(|&(x, _)| (x, if x >= cut { 2.0 } else { 1.0 })).collect();
+            for m in [means, flat] {
+                let every = best_step(&m, MIN_BLOCKS..=m.len() - MIN_BLOCKS);
+                let listed = best_step(&m, step_candidates(&m));
+                proptest::prop_assert_eq!(format!("{every:?}"), format!("{listed:?}"));
             }
         }
     }
