@@ -157,19 +157,33 @@ pub fn test_noise(i: usize) -> f64 {
 /// empty), in linear time: the two order statistics around the position are selected, not
 /// sorted for. Reorders `vals`.
 pub fn quantile(vals: &mut [f64], q: f64) -> f64 {
+    quantiles(vals, [q])[0]
+}
+
+/// Several quantiles of `vals`, each as [`quantile`] gives it. Ascending `qs` cost less: each
+/// is selected among the values above the one before. Reorders `vals`.
+pub fn quantiles<const N: usize>(vals: &mut [f64], qs: [f64; N]) -> [f64; N] {
+    let mut out = [f64::NAN; N];
     if vals.is_empty() {
-        return f64::NAN;
+        return out;
     }
-    let pos = q.clamp(0.0, 1.0) * (vals.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let (_, at, above) = vals.select_nth_unstable_by(lo, f64::total_cmp);
-    let low = *at;
-    if pos == lo as f64 {
-        return low;
+    // The index last put in its sorted place, with the smaller values before it and the
+    // larger after.
+    let mut placed: Option<usize> = None;
+    for (o, q) in out.iter_mut().zip(qs) {
+        let pos = q.clamp(0.0, 1.0) * (vals.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        if placed != Some(lo) {
+            let from = placed.filter(|p| *p < lo).map_or(0, |p| p + 1);
+            vals[from..].select_nth_unstable_by(lo - from, f64::total_cmp);
+            placed = Some(lo);
+        }
+        let low = vals[lo];
+        // The next order statistic is the smallest value above the selected one.
+        let high = vals[lo + 1..].iter().copied().min_by(f64::total_cmp).unwrap_or(low);
+        *o = if pos == lo as f64 { low } else { low + (high - low) * (pos - lo as f64) };
     }
-    // The next order statistic is the smallest value above the selected one.
-    let high = above.iter().copied().min_by(f64::total_cmp).unwrap_or(low);
-    low + (high - low) * (pos - lo as f64)
+    out
 }
 
 /// The middle value of `v` (the upper one of an even count; NaN when empty), in linear time;
@@ -237,6 +251,25 @@ mod tests {
             let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
             let want = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
             proptest::prop_assert_eq!(quantile(&mut v.clone(), q).to_bits(), want.to_bits());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn several_quantiles_at_once_equal_each_alone(
+            v in proptest::collection::vec(-1e6f64..1e6, 0..60),
+            qs in proptest::array::uniform3(0.0f64..1.0),
+        ) {
+            let together = quantiles(&mut v.clone(), qs);
+            for (q, got) in qs.iter().zip(together) {
+                proptest::prop_assert_eq!(got.to_bits(), quantile(&mut v.clone(), *q).to_bits());
+            }
+            let mut sorted = qs;
+            sorted.sort_by(f64::total_cmp);
+            let ascending = quantiles(&mut v.clone(), sorted);
+            for (q, got) in sorted.iter().zip(ascending) {
+                proptest::prop_assert_eq!(got.to_bits(), quantile(&mut v.clone(), *q).to_bits());
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use super::naive::{SeasonalMedian, SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
 use super::{ErrorPaths, Fitted, Forecast, InSample, Model, ModelError, Shared, observed, seasonal_periods};
-use crate::stats::{finite_mean, quantile, small_median};
+use crate::stats::{finite_mean, quantiles, small_median};
 
 /// Rolling origins per candidate (FORECASTING.md: 3 beat 1 and 2; 5 gained nothing).
 const ORIGINS: usize = 3;
@@ -529,8 +529,8 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
                     .flat_map(|(_, e)| e[a..=b].iter().copied())
                     .filter(|e| e.is_finite())
                     .collect();
-                let mid = quantile(&mut pool, 0.5);
-                (quantile(&mut pool, qlo), mid, quantile(&mut pool, qhi))
+                let [lo, mid, hi] = quantiles(&mut pool, [qlo, 0.5, qhi]);
+                (lo, mid, hi)
             })
             .collect();
         interpolate(&knots, &at, hb)
