@@ -367,6 +367,7 @@ fn to_series(
     };
     let mut fast = fast.as_ref().map(|c| c.str().map(|ca| ca.iter())).transpose().map_err(polars)?;
     let mut last: Option<(String, usize)> = None;
+    let (mut next_bad_ts, mut next_bad_value) = (0, 0);
     for row in 0..df.height() {
         let i = match fast.as_mut().map(|it| it.next().flatten().unwrap_or_default()) {
             Some(name) if last.as_ref().is_some_and(|(n, _)| n == name) => last.as_ref().map_or(0, |l| l.1),
@@ -392,7 +393,13 @@ fn to_series(
                 i
             }
         };
-        let cell = timestamps[row].as_ref().and_then(|t| values[row].as_ref().map(|v| (*t, *v)));
+        // A bad timestamp is told before a bad value.
+        let ts_error = timestamps.error(row, &mut next_bad_ts);
+        let value_error = values.error(row, &mut next_bad_value);
+        let cell = match ts_error.or(value_error) {
+            Some(e) => Err(e),
+            None => Ok((timestamps.ok[row], values.ok[row])),
+        };
         if acc.index_only {
             let r = &mut acc.ranges[i];
             let at = offset + row;
@@ -516,9 +523,51 @@ fn cell_text(c: &Column, row: usize) -> Option<String> {
 
 type Cell<T> = Result<T, FileError>;
 
+/// A column's cells: every row's value, and apart from them the rows that failed, with why
+/// (ascending; their value is a placeholder). A million good rows cost one plain vector.
+struct Cells<T> {
+    ok: Vec<T>,
+    bad: Vec<(usize, FileError)>,
+}
+
+impl<T: Default> Cells<T> {
+    fn with_capacity(n: usize) -> Self {
+        Cells { ok: Vec::with_capacity(n), bad: vec![] }
+    }
+
+    fn push(&mut self, cell: Cell<T>) {
+        match cell {
+            Ok(v) => self.ok.push(v),
+            Err(e) => {
+                self.bad.push((self.ok.len(), e));
+                self.ok.push(T::default());
+            }
+        }
+    }
+
+    /// Row `row`'s error, if it has one; `next` is the first failed row not yet asked about
+    /// (rows are asked about in order).
+    fn error(&self, row: usize, next: &mut usize) -> Option<&FileError> {
+        let (at, e) = self.bad.get(*next)?;
+        (*at == row).then(|| {
+            *next += 1;
+            e
+        })
+    }
+}
+
+impl<T: Default> FromIterator<Cell<T>> for Cells<T> {
+    fn from_iter<I: IntoIterator<Item = Cell<T>>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut cells = Cells::with_capacity(iter.size_hint().0);
+        iter.for_each(|c| cells.push(c));
+        cells
+    }
+}
+
 /// Parses the timestamp column into Unix seconds, one result per row. Millisecond timestamps
 /// fail the whole file: every row would be wrong the same way.
-fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell<i64>>, FileError> {
+fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Cells<i64>, FileError> {
     let millis = |raw: &str, row: usize| {
         FileError::Content(format!(
             "timestamp `{raw}` at {} looks like milliseconds (or finer) since the epoch; headroom reads Unix seconds: divide by 1000 (or use RFC 3339)",
@@ -546,7 +595,7 @@ fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell
         dt if dt.is_primitive_numeric() => {
             let f = col.cast(&DataType::Float64).map_err(polars)?;
             let ca = f.f64().map_err(polars)?;
-            let mut out = Vec::with_capacity(ca.len());
+            let mut out = Cells::with_capacity(ca.len());
             for (row, v) in ca.iter().enumerate() {
                 out.push(match v {
                     Some(v) if v.is_finite() && v.abs() > MAX_UNIX_SECONDS => return Err(millis(&v.to_string(), row)),
@@ -558,7 +607,7 @@ fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Vec<Cell
         }
         DataType::String => {
             let ca = col.str().map_err(polars)?;
-            let mut out = Vec::with_capacity(ca.len());
+            let mut out = Cells::with_capacity(ca.len());
             for (row, v) in ca.iter().enumerate() {
                 let raw = v.unwrap_or("").trim();
                 out.push(match parse_timestamp(raw) {
@@ -615,7 +664,7 @@ fn parse_timestamp(raw: &str) -> Result<i64, TsError> {
 }
 
 /// Parses the value column; empty and NaN cells are gaps (NaN), infinities are errors.
-fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Vec<Cell<f64>>, usize), FileError> {
+fn values(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<(Cells<f64>, usize), FileError> {
     let mut gaps = 0;
     let mut check = |v: Option<f64>, raw: &dyn Fn() -> String, row: usize| -> Cell<f64> {
         match v {
@@ -758,6 +807,23 @@ mod tests {
         assert_eq!(out.errors.len(), 1);
         assert_eq!(out.errors[0].resource.as_deref(), Some("a"));
         assert!(out.errors[0].message.contains("value `x` at line 4 is not a number"), "{}", out.errors[0]);
+    }
+
+    #[test]
+    fn each_series_is_failed_by_its_own_first_bad_row() {
+        // Bad rows in several series, a row bad in both cells (its timestamp is told), and
+        // good rows between and after them that must keep their own values.
+        let body = b"resource,timestamp,value\na,0,1\nb,0,2\nc,zero,inf\nb,3600,inf\nd,0,4\nc,3600,5\na,3600,3\nb,7200,6\nd,x,7\n";
+        let d = tempfile::tempdir().unwrap();
+        let out = read_file(&write(&d, "f.csv", body), &FileOptions::default()).unwrap();
+        let kept: Vec<(&str, &[f64])> = out.series.iter().map(|s| (s.name.as_str(), s.values.as_slice())).collect();
+        assert_eq!(kept, [("a", &[1.0, 3.0][..])]);
+        let told: Vec<(Option<&str>, &str)> =
+            out.errors.iter().map(|e| (e.resource.as_deref(), e.message.as_str())).collect();
+        assert_eq!(told.len(), 3, "{told:?}");
+        assert!(told[0].0 == Some("b") && told[0].1.contains("value `inf` at line 5 is infinite"), "{told:?}");
+        assert!(told[1].0 == Some("c") && told[1].1.contains("bad timestamp `zero` at line 4"), "{told:?}");
+        assert!(told[2].0 == Some("d") && told[2].1.contains("bad timestamp `x` at line 10"), "{told:?}");
     }
 
     #[test]
