@@ -565,7 +565,7 @@ impl<T: Default> FromIterator<Cell<T>> for Cells<T> {
     }
 }
 
-/// Parses the timestamp column into Unix seconds, one result per row. Millisecond timestamps
+/// Parses the timestamp column into Unix seconds, one cell per row. Millisecond timestamps
 /// fail the whole file: every row would be wrong the same way.
 fn timestamps(col: &Column, locate: &dyn Fn(usize) -> String) -> Result<Cells<i64>, FileError> {
     let millis = |raw: &str, row: usize| {
