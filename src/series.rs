@@ -148,18 +148,18 @@ pub fn prepare(raw: &RawSeries, opts: &PrepareOptions) -> Result<(Series, Prepar
     // Bucket k (0 = last) holds points in (end - (k+1) step, end - k step].
     let n_buckets = ((end - first) / step + 1) as usize;
     let start = end - (n_buckets as i64 - 1) * step;
-    let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); n_buckets];
-    for (t, v) in pts {
-        if t < first {
-            continue;
-        }
-        // A point at exactly a grid time belongs to that time's step.
-        let k_from_end = ((end - t) / step).min(n_buckets as i64 - 1) as usize;
-        let idx = n_buckets - 1 - k_from_end;
-        buckets[idx].push(v);
+    // Points are sorted, so each bucket's points are one run of them: aggregated in place.
+    let (times, mut vals): (Vec<i64>, Vec<f64>) = pts.into_iter().filter(|p| p.0 >= first).unzip();
+    // A point at exactly a grid time belongs to that time's step.
+    let bucket = |t: i64| n_buckets - 1 - ((end - t) / step).min(n_buckets as i64 - 1) as usize;
+    let mut values = vec![f64::NAN; n_buckets];
+    let mut from = 0;
+    while from < times.len() {
+        let idx = bucket(times[from]);
+        let to = from + times[from..].iter().take_while(|t| bucket(**t) == idx).count();
+        values[idx] = opts.aggregate.apply(&mut vals[from..to]);
+        from = to;
     }
-    let mut values: Vec<f64> =
-        buckets.iter_mut().map(|b| if b.is_empty() { f64::NAN } else { opts.aggregate.apply(b) }).collect();
     // Leading missing steps carry no information.
     let lead = values.iter().position(|v| v.is_finite()).unwrap_or(0);
     values.drain(..lead);

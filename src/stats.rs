@@ -167,6 +167,10 @@ pub fn quantiles<const N: usize>(vals: &mut [f64], qs: [f64; N]) -> [f64; N] {
     if vals.is_empty() {
         return out;
     }
+    // Selected as integers in `f64::total_cmp`'s order (as in `middle`), turned back after.
+    vals.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
+    let key = |x: &f64| x.to_bits() as i64;
+    let value = |x: f64| f64::from_bits(total_order(x));
     // The index last put in its sorted place, with the smaller values before it and the
     // larger after.
     let mut placed: Option<usize> = None;
@@ -175,14 +179,15 @@ pub fn quantiles<const N: usize>(vals: &mut [f64], qs: [f64; N]) -> [f64; N] {
         let lo = pos.floor() as usize;
         if placed != Some(lo) {
             let from = placed.filter(|p| *p < lo).map_or(0, |p| p + 1);
-            vals[from..].select_nth_unstable_by(lo - from, f64::total_cmp);
+            vals[from..].select_nth_unstable_by_key(lo - from, key);
             placed = Some(lo);
         }
-        let low = vals[lo];
+        let low = value(vals[lo]);
         // The next order statistic is the smallest value above the selected one.
-        let high = vals[lo + 1..].iter().copied().min_by(f64::total_cmp).unwrap_or(low);
+        let high = vals[lo + 1..].iter().copied().min_by_key(key).map_or(low, value);
         *o = if pos == lo as f64 { low } else { low + (high - low) * (pos - lo as f64) };
     }
+    vals.iter_mut().for_each(|x| *x = value(*x));
     out
 }
 
@@ -193,7 +198,19 @@ pub fn middle(v: &mut [f64]) -> f64 {
         return f64::NAN;
     }
     let k = v.len() / 2;
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
+    // Selected as integers in `f64::total_cmp`'s order, each value's key computed once
+    // rather than at every comparison, then turned back.
+    v.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
+    v.select_nth_unstable_by_key(k, |x| x.to_bits() as i64);
+    v.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
+    v[k]
+}
+
+/// The bits of `x` rearranged so that, read as an `i64`, they sort as `f64::total_cmp` sorts
+/// `x`. Its own inverse.
+fn total_order(x: f64) -> u64 {
+    let b = x.to_bits() as i64;
+    (b ^ ((((b >> 63) as u64) >> 1) as i64)) as u64
 }
 
 /// The median of a few values (the mean of the middle two of an even count, as
@@ -269,6 +286,40 @@ mod tests {
             let ascending = quantiles(&mut v.clone(), sorted);
             for (q, got) in sorted.iter().zip(ascending) {
                 proptest::prop_assert_eq!(got.to_bits(), quantile(&mut v.clone(), *q).to_bits());
+            }
+        }
+    }
+
+    /// Any float, signed zeros, infinities and NaN among them.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![-1e6f64..1e6, Just(0.0), Just(-0.0), Just(f64::INFINITY), Just(f64::NEG_INFINITY), Just(f64::NAN)]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn selection_follows_total_order_and_keeps_every_value(
+            v in proptest::collection::vec(any_value(), 0..80),
+            q in 0.0f64..=1.0,
+        ) {
+            let bits = |v: &[f64]| {
+                let mut b: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+                b.sort_unstable();
+                b
+            };
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let mut m = v.clone();
+            let mid = middle(&mut m);
+            proptest::prop_assert_eq!(mid.to_bits(), sorted.get(v.len() / 2).map_or(f64::NAN, |x| *x).to_bits());
+            proptest::prop_assert_eq!(bits(&m), bits(&v));
+            let mut w = v.clone();
+            let [low, high] = quantiles(&mut w, [q, q]);
+            proptest::prop_assert_eq!(low.to_bits(), high.to_bits());
+            proptest::prop_assert_eq!(bits(&w), bits(&v));
+            if let (Some(first), Some(last)) = (sorted.first(), sorted.last()) {
+                proptest::prop_assert_eq!(quantiles(&mut v.clone(), [0.0])[0].to_bits(), first.to_bits());
+                proptest::prop_assert_eq!(quantiles(&mut v.clone(), [1.0])[0].to_bits(), last.to_bits());
             }
         }
     }
