@@ -517,18 +517,22 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
     knots.dedup();
     knots.retain(|k| *k < hb);
     let bands = |use_origin: &dyn Fn(usize) -> bool| -> Bands {
+        // One buffer for every knot's pool (a filtered pool would grow by reallocation).
+        let mut pool: Vec<f64> = Vec::with_capacity(errors.len() * hb);
         let at: Vec<(f64, f64, f64)> = knots
             .iter()
             .map(|&h| {
                 let w = (h / 3).max(2);
                 let (a, b) = (h.saturating_sub(w), (h + w).min(hb - 1));
-                let mut pool: Vec<f64> = errors
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| use_origin(*k))
-                    .flat_map(|(_, e)| e[a..=b].iter().copied())
-                    .filter(|e| e.is_finite())
-                    .collect();
+                pool.clear();
+                pool.extend(
+                    errors
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| use_origin(*k))
+                        .flat_map(|(_, e)| e[a..=b].iter().copied())
+                        .filter(|e| e.is_finite()),
+                );
                 let [lo, mid, hi] = quantiles(&mut pool, [qlo, 0.5, qhi]);
                 (lo, mid, hi)
             })
