@@ -131,10 +131,12 @@ fn profile(x: &[f64], trend: &[f64], p: usize) -> Vec<f64> {
     let weights: Vec<f64> =
         std::iter::successors(Some(1.0), |w| Some(w * CYCLE_DECAY)).take_while(|w| *w >= 1e-4).collect();
     let first = n.saturating_sub(weights.len() * p);
+    // One buffer for every phase's deviations (a filtered collect would grow by reallocation).
+    let mut dev: Vec<f64> = Vec::with_capacity(n.div_ceil(p));
     let bounds: Vec<(f64, f64)> = (0..p)
         .map(|ph| {
-            let mut dev: Vec<f64> =
-                (ph..n).step_by(p).filter(|t| *t >= first).map(|t| x[t] - trend[t]).filter(|d| d.is_finite()).collect();
+            dev.clear();
+            dev.extend((ph..n).step_by(p).filter(|t| *t >= first).map(|t| x[t] - trend[t]).filter(|d| d.is_finite()));
             let mid = middle(&mut dev);
             dev.iter_mut().for_each(|d| *d = (*d - mid).abs());
             let reach = OUTLIER_SIGMAS * 1.4826 * middle(&mut dev);

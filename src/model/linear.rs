@@ -31,8 +31,9 @@ impl Model for LinearSeasonal {
         let y = &values[from..];
         check_len(self, y)?;
         let n = y.len();
-        let pts: Vec<(f64, f64)> =
-            y.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i as f64, *v)).collect();
+        // Sized up front: a filtered collect would grow by reallocation.
+        let mut pts: Vec<(f64, f64)> = Vec::with_capacity(n);
+        pts.extend(y.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| (i as f64, *v)));
         let m = pts.len() as f64;
         // Trend plus one level per phase (seasonal dummies), solved exactly: the slope comes
         // from values and times centred within each phase, so the season cannot bias it.
@@ -42,13 +43,15 @@ impl Model for LinearSeasonal {
         let phases: Vec<usize> = pts.iter().map(|q| (q.0 as usize) % p).collect();
         let mut weight = vec![1.0; pts.len()];
         let mut fit = WeightedFit::solve(&pts, &phases, &weight, p);
+        let mut abs: Vec<f64> = Vec::with_capacity(pts.len());
         for _ in 0..HUBER_PASSES {
             let resid: Vec<f64> = pts
                 .iter()
                 .zip(&phases)
                 .map(|(&(t, v), &ph)| v - (fit.intercept + fit.slope * t + fit.profile[ph]))
                 .collect();
-            let mut abs: Vec<f64> = resid.iter().map(|r| r.abs()).filter(|r| r.is_finite()).collect();
+            abs.clear();
+            abs.extend(resid.iter().map(|r| r.abs()).filter(|r| r.is_finite()));
             if abs.is_empty() {
                 break;
             }
