@@ -136,7 +136,7 @@ impl Fitted for FittedLinear {
     fn predict(&self, horizon: usize, level: f64) -> Forecast {
         let z = central_z(level);
         let p = self.profile.len();
-        let mut f = Forecast::default();
+        let mut f = Forecast::with_capacity(horizon);
         for h in 0..horizon {
             let t = (self.n + h) as f64;
             let m = self.intercept + self.slope * t + self.profile[(self.n + h) % p];

@@ -27,6 +27,15 @@ pub struct Forecast {
 }
 
 impl Forecast {
+    /// An empty forecast with room for `horizon` steps.
+    pub fn with_capacity(horizon: usize) -> Forecast {
+        Forecast {
+            mean: Vec::with_capacity(horizon),
+            lower: Vec::with_capacity(horizon),
+            upper: Vec::with_capacity(horizon),
+        }
+    }
+
     /// Enforces `lower <= mean <= upper`, finite values, and (for ratios) the [0, 1] range.
     pub fn tidy(mut self, bounded: bool) -> Forecast {
         let last_finite = self.mean.iter().rev().find(|v| v.is_finite()).copied().unwrap_or(0.0);

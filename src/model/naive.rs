@@ -62,7 +62,7 @@ impl Fitted for FittedNaive {
     fn predict(&self, horizon: usize, level: f64) -> Forecast {
         let z = central_z(level);
         let sigma = (self.in_sample)().1;
-        let mut f = Forecast::default();
+        let mut f = Forecast::with_capacity(horizon);
         for h in 0..horizon {
             // k seasons ahead: errors of k independent season-steps add up.
             let (m, k) = self.at(h);

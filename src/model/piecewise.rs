@@ -291,7 +291,7 @@ impl Fitted for FittedPiecewise {
         let z = central_z(level);
         let n = self.basis.n as f64;
         let mut row = vec![0.0; self.basis.width()];
-        let mut f = Forecast::default();
+        let mut f = Forecast::with_capacity(horizon);
         for h in 0..horizon {
             let mean = self.at(self.basis.n + h, &mut row);
             // Noise plus the trend's own uncertainty, growing with the lead time.

@@ -125,7 +125,7 @@ struct FittedSmoothing {
 impl Fitted for FittedSmoothing {
     fn predict(&self, horizon: usize, level: f64) -> Forecast {
         let z = central_z(level);
-        let mut f = Forecast::default();
+        let mut f = Forecast::with_capacity(horizon);
         let mut damp_sum = 0.0;
         let mut phi_h = 1.0;
         let arima = match &self.path {
