@@ -227,36 +227,24 @@ fn tail(x: &[f64]) -> &[f64] {
 /// advance side by side, so the loop over parameter sets vectorises. Each sum is exactly the
 /// one [`run`] accumulates for that set (the same operations in the same order).
 fn sse_many(x: &[f64], ps: &[Params], clip: f64) -> Vec<f64> {
-    let mut total = Vec::with_capacity(ps.len() + LANES);
-    // In fixed groups of LANES parameter sets (the last padded with copies of its first), so
-    // each group's states live in registers across the whole pass.
-    for group in ps.chunks(LANES) {
-        let lane = |i: usize| group.get(i).unwrap_or(&group[0]);
-        let mut level = [0.0; LANES];
-        let mut trend = [0.0; LANES];
-        for i in 0..LANES {
-            (level[i], trend[i]) = init(x, *lane(i));
+    let (mut level, mut trend): (Vec<f64>, Vec<f64>) = ps.iter().map(|p| init(x, *p)).unzip();
+    let alpha: Vec<f64> = ps.iter().map(|p| p.alpha).collect();
+    let beta: Vec<f64> = ps.iter().map(|p| p.beta).collect();
+    let phi: Vec<f64> = ps.iter().map(|p| p.phi).collect();
+    let mut total = vec![0.0; ps.len()];
+    for &v in &x[1..] {
+        for ((((l, b), t), a), (be, ph)) in
+            level.iter_mut().zip(trend.iter_mut()).zip(total.iter_mut()).zip(&alpha).zip(beta.iter().zip(&phi))
+        {
+            let pred = *l + ph * *b;
+            let e = (v - pred).clamp(-clip, clip);
+            *t += e * e;
+            *l = pred + a * e;
+            *b = ph * *b + be * e;
         }
-        let alpha: [f64; LANES] = std::array::from_fn(|i| lane(i).alpha);
-        let beta: [f64; LANES] = std::array::from_fn(|i| lane(i).beta);
-        let phi: [f64; LANES] = std::array::from_fn(|i| lane(i).phi);
-        let mut sum = [0.0; LANES];
-        for &v in &x[1..] {
-            for i in 0..LANES {
-                let pred = level[i] + phi[i] * trend[i];
-                let e = (v - pred).clamp(-clip, clip);
-                sum[i] += e * e;
-                level[i] = pred + alpha[i] * e;
-                trend[i] = phi[i] * trend[i] + beta[i] * e;
-            }
-        }
-        total.extend_from_slice(&sum[..group.len()]);
     }
     total
 }
-
-/// Parameter sets [`sse_many`] advances together.
-const LANES: usize = 4;
 
 /// Best simple-smoothing parameters (no trend), with their sum of squared errors.
 fn search_ses(x: &[f64], clip: f64) -> (Params, f64) {
@@ -390,7 +378,7 @@ mod tests {
             Params { alpha: 0.3, beta: 0.0, phi: 1.0 },
             Params { alpha: 0.6, beta: 0.05, phi: 0.97 },
             Params { alpha: 0.02, beta: 0.02, phi: 0.9 },
-            // More sets than one group of lanes holds, the last group part-filled.
+            // A few more, some with no trend.
             Params { alpha: 0.8, beta: 0.15, phi: 0.995 },
             Params { alpha: 0.1, beta: 0.0, phi: 1.0 },
             Params { alpha: 0.45, beta: 0.005, phi: 0.97 },
