@@ -167,9 +167,8 @@ pub fn quantiles<const N: usize>(vals: &mut [f64], qs: [f64; N]) -> [f64; N] {
     if vals.is_empty() {
         return out;
     }
-    // Selected as integers in `f64::total_cmp`'s order (as in `middle`), turned back after.
-    vals.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
-    let key = |x: &f64| x.to_bits() as i64;
+    // Selected on order keys (as in `middle`), turned back after.
+    to_order_keys(vals);
     let value = |x: f64| f64::from_bits(total_order(x));
     // The index last put in its sorted place, with the smaller values before it and the
     // larger after.
@@ -179,15 +178,15 @@ pub fn quantiles<const N: usize>(vals: &mut [f64], qs: [f64; N]) -> [f64; N] {
         let lo = pos.floor() as usize;
         if placed != Some(lo) {
             let from = placed.filter(|p| *p < lo).map_or(0, |p| p + 1);
-            vals[from..].select_nth_unstable_by_key(lo - from, key);
+            vals[from..].select_nth_unstable_by_key(lo - from, order_key);
             placed = Some(lo);
         }
         let low = value(vals[lo]);
         // The next order statistic is the smallest value above the selected one.
-        let high = vals[lo + 1..].iter().copied().min_by_key(key).map_or(low, value);
+        let high = vals[lo + 1..].iter().copied().min_by_key(order_key).map_or(low, value);
         *o = if pos == lo as f64 { low } else { low + (high - low) * (pos - lo as f64) };
     }
-    vals.iter_mut().for_each(|x| *x = value(*x));
+    to_order_keys(vals);
     out
 }
 
@@ -198,12 +197,23 @@ pub fn middle(v: &mut [f64]) -> f64 {
         return f64::NAN;
     }
     let k = v.len() / 2;
-    // Selected as integers in `f64::total_cmp`'s order, each value's key computed once
-    // rather than at every comparison, then turned back.
-    v.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
-    v.select_nth_unstable_by_key(k, |x| x.to_bits() as i64);
-    v.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
+    // Selected on order keys, each value's computed once rather than at every comparison,
+    // then turned back.
+    to_order_keys(v);
+    v.select_nth_unstable_by_key(k, order_key);
+    to_order_keys(v);
     v[k]
+}
+
+/// Rewrites each value as its order key (bits that, read by [`order_key`], sort as
+/// `f64::total_cmp` sorts the values); a second call turns the keys back into the values.
+fn to_order_keys(v: &mut [f64]) {
+    v.iter_mut().for_each(|x| *x = f64::from_bits(total_order(*x)));
+}
+
+/// A value rewritten by [`to_order_keys`], read as the integer it sorts by.
+fn order_key(x: &f64) -> i64 {
+    x.to_bits() as i64
 }
 
 /// The bits of `x` rearranged so that, read as an `i64`, they sort as `f64::total_cmp` sorts
