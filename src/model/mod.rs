@@ -10,6 +10,7 @@ pub mod naive;
 pub mod piecewise;
 pub mod select;
 pub mod smoothing;
+pub mod yearly;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -139,9 +139,13 @@ pub struct YearAgo {
     pub fill: usize,
 }
 
+impl YearAgo {
+    pub const NAME: &'static str = "year_ago";
+}
+
 impl Model for YearAgo {
     fn name(&self) -> String {
-        "year_ago".into()
+        Self::NAME.into()
     }
 
     fn min_len(&self) -> usize {

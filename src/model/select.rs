@@ -16,6 +16,7 @@ use super::linear::LinearSeasonal;
 use super::naive::{SeasonalMedian, SeasonalNaive, YearAgo};
 use super::piecewise::PiecewiseFourier;
 use super::smoothing::{Smoothing, Trend};
+use super::yearly::LastYear;
 use super::{ErrorPaths, Fitted, Forecast, InSample, Model, ModelError, Shared, observed, seasonal_periods};
 use crate::stats::{finite_mean, quantiles, small_median};
 
@@ -370,6 +371,10 @@ pub fn forecast(
             order.insert(0, m);
         }
     }
+    // Last year's course, while no backtest can score a yearly model (`auto` only).
+    let last_year = (family == Family::Auto && pool.iter().all(|m| m.name() != YearAgo::NAME))
+        .then(|| LastYear::of(values, step, horizon))
+        .flatten();
     let scale = in_sample_scale(values, step);
     let mase = |mae: f64| scale.filter(|s| *s > 0.0 && mae.is_finite()).map(|s| mae / s);
 
@@ -384,7 +389,10 @@ pub fn forecast(
             }
         };
         let own = fit.predict(horizon, level);
-        let mean = range.clamp_path(own.mean);
+        let mean = range.clamp_path(match &last_year {
+            Some(last) => last.blend(&own.mean),
+            None => own.mean,
+        });
         let errors = calibration_errors(cand, &rolling, &design);
         let forecast = match calibrated(&mean, &errors, level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
@@ -404,7 +412,10 @@ pub fn forecast(
                 .collect(),
         });
         return Ok(Selection {
-            model: fit.name().unwrap_or_else(|| cand.model.name()),
+            model: {
+                let name = fit.name().unwrap_or_else(|| cand.model.name());
+                if last_year.is_some() { format!("mean({name}, last_year)") } else { name }
+            },
             forecast,
             fitted: InSample::new(fit),
             backtest,
@@ -693,6 +704,12 @@ mod tests {
         // A year of history (the long benchmark's shape) cannot backtest it: not a candidate.
         let pool = Family::Auto.candidates(3600, &y[..24 * 365], h);
         assert!(pool.iter().all(|m| m.name() != "year_ago"));
+        // There last year's course joins the chosen forecast unscored, and follows the swing.
+        let one = &y[n - 24 * 366..];
+        let s = forecast(one, 3600, h, 0.8, true, Family::Auto).unwrap();
+        assert!(s.model.starts_with("mean(") && s.model.ends_with(", last_year)"), "{}", s.model);
+        let weekly = SeasonalNaive { period: 168 }.fit(one).unwrap().predict(h, 0.8).mean;
+        assert!(mae(&s.forecast.mean) < 0.7 * mae(&weekly), "{} vs {}", mae(&s.forecast.mean), mae(&weekly));
     }
 
     #[test]

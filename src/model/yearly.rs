@@ -1,0 +1,158 @@
+//! Last year's path, for a history that holds a year but not a year before its backtest
+//! origins, so no backtest can score a yearly model (`naive::YearAgo` is scored once it can).
+//!
+//! One year of history cannot tell a yearly cycle from a level that wandered and came back,
+//! so the term is used only where the year looks like one turn of a cycle: its weekly means
+//! end where they began (within half their range: a trend or a lasting shift is not a cycle)
+//! and two yearly harmonics explain at least half of their variance (noise and spikes are
+//! not). Then the chosen forecast is averaged with last year's path from the same date,
+//! re-levelled to the forecast's first week, so growth since last year comes from the chosen
+//! model and only last year's course over the horizon from the year before. Each step of
+//! that path is the median of the same step in the three weeks around the date a year
+//! before, so one-off spikes are not repeated. Measured in bench/ACCURACY.md (session 15).
+
+use crate::series::fill_gaps;
+use crate::stats::small_median;
+
+/// Of the year's weekly-mean variance, the least share two yearly harmonics must explain.
+const MIN_EXPLAINED: f64 = 0.5;
+/// The most the last four weeks' mean may differ from the first four's, as a share of the
+/// weekly means' range.
+const MAX_RETURN: f64 = 0.5;
+/// Weeks averaged at each end of the year for the return test.
+const END_WEEKS: usize = 4;
+
+/// Last year's path over a horizon, where the history looks like a yearly cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastYear {
+    path: Vec<f64>,
+    week: usize,
+}
+
+impl LastYear {
+    /// The path over `horizon` steps for `values` (step `step` seconds), or None: the step
+    /// does not divide a 52-week year, the history is shorter than that year, or the year
+    /// does not look like one turn of a cycle.
+    pub fn of(values: &[f64], step: i64, horizon: usize) -> Option<LastYear> {
+        let steps = |seconds: i64| (step > 0 && seconds % step == 0).then(|| (seconds / step) as usize);
+        let (year, week) = (steps(364 * 86_400)?, steps(7 * 86_400)?);
+        let n = values.len();
+        if n < year || horizon == 0 || week == 0 || values[n - year..].iter().all(|v| !v.is_finite()) {
+            return None;
+        }
+        let y = fill_gaps(values, week);
+        let weeks: Vec<f64> = y[n - year..].chunks_exact(week).map(|c| c.iter().sum::<f64>() / week as f64).collect();
+        if !looks_cyclic(&weeks) {
+            return None;
+        }
+        let path = (0..horizon)
+            .map(|i| {
+                let at = n - year + i % year;
+                let mut around: Vec<f64> = [at.checked_sub(week), Some(at), Some(at + week).filter(|j| *j < n)]
+                    .into_iter()
+                    .flatten()
+                    .map(|j| y[j])
+                    .collect();
+                small_median(&mut around)
+            })
+            .collect();
+        Some(LastYear { path, week })
+    }
+
+    /// The mean of `forecast` and this path moved to the forecast's level over their first
+    /// week.
+    pub fn blend(&self, forecast: &[f64]) -> Vec<f64> {
+        let w = self.week.min(forecast.len()).min(self.path.len());
+        if w == 0 {
+            return forecast.to_vec();
+        }
+        let shift = (forecast[..w].iter().sum::<f64>() - self.path[..w].iter().sum::<f64>()) / w as f64;
+        forecast.iter().zip(&self.path).map(|(f, p)| (f + p + shift) / 2.0).collect()
+    }
+}
+
+/// A year's weekly means that end where they began and follow two yearly harmonics.
+fn looks_cyclic(weeks: &[f64]) -> bool {
+    let k = weeks.len();
+    if k < 4 * END_WEEKS || weeks.iter().any(|w| !w.is_finite()) {
+        return false;
+    }
+    let (lo, hi) = weeks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), w| (a.min(*w), b.max(*w)));
+    let end = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    let returned = (end(&weeks[k - END_WEEKS..]) - end(&weeks[..END_WEEKS])).abs() <= MAX_RETURN * (hi - lo);
+    // Over whole turns the harmonics are orthogonal: each explains its own share.
+    let avg = weeks.iter().sum::<f64>() / k as f64;
+    let total: f64 = weeks.iter().map(|w| (w - avg).powi(2)).sum();
+    let explained: f64 = (1..=2)
+        .map(|h| {
+            let (c, s) = weeks.iter().enumerate().fold((0.0, 0.0), |(c, s), (j, w)| {
+                let a = std::f64::consts::TAU * (h * j) as f64 / k as f64;
+                (c + (w - avg) * a.cos(), s + (w - avg) * a.sin())
+            });
+            2.0 * (c * c + s * s) / k as f64
+        })
+        .sum();
+    hi > lo && returned && explained >= MIN_EXPLAINED * total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::test_noise;
+
+    const DAY: i64 = 86_400;
+
+    /// Daily values over `days`: a yearly wave, a weekly cycle, noise, and `extra(day)`.
+    fn daily(days: usize, wave: f64, extra: impl Fn(usize) -> f64) -> Vec<f64> {
+        (0..days)
+            .map(|d| {
+                let yearly = wave * (std::f64::consts::TAU * d as f64 / 364.0).sin();
+                10.0 + yearly + [0.0, 0.5, 0.8, 0.6, 0.4, -1.0, -1.3][d % 7] + 0.2 * test_noise(d) + extra(d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_yearly_wave_is_followed_from_the_forecasts_level() {
+        let y = daily(400, 3.0, |_| 0.0);
+        let last = LastYear::of(&y, DAY, 90).expect("a clean yearly wave is a cycle");
+        // The chosen model forecasts a flat 11 (one higher than the series' level): the blend
+        // keeps that level over the first week and adds half of last year's course from that
+        // date, weekly cycle included.
+        let flat = vec![11.0; 90];
+        let blend = last.blend(&flat);
+        let course = |d: usize| {
+            3.0 * (std::f64::consts::TAU * d as f64 / 364.0).sin() + [0.0, 0.5, 0.8, 0.6, 0.4, -1.0, -1.3][d % 7]
+        };
+        let start = (0..7).map(|i| course(400 + i)).sum::<f64>() / 7.0;
+        for (i, got) in blend.iter().enumerate() {
+            let want = 11.0 + (course(400 + i) - start) / 2.0;
+            assert!((got - want).abs() < 0.3, "step {i}: {got} against {want}");
+        }
+        // Twelve weeks on, the wave has risen by 0.9: the blend follows half of it.
+        assert!(blend[84] > blend[0] + 0.3, "{} then {}", blend[0], blend[84]);
+    }
+
+    #[test]
+    fn one_off_spikes_last_year_are_not_repeated() {
+        let y = daily(400, 3.0, |d| if d == 50 { 40.0 } else { 0.0 });
+        let last = LastYear::of(&y, DAY, 30).unwrap();
+        let blend = last.blend(&[10.0; 30]);
+        // Day 400 + 14 is 364 days after the spike on day 50.
+        assert!(blend.iter().all(|v| (v - 10.0).abs() < 2.0), "{blend:?}");
+    }
+
+    #[test]
+    fn trends_noise_shifts_and_short_histories_are_not_cycles() {
+        let growth = daily(400, 0.0, |d| 0.05 * d as f64);
+        assert_eq!(LastYear::of(&growth, DAY, 90), None, "a trend does not end where it began");
+        let noise = daily(400, 0.0, |_| 0.0);
+        assert_eq!(LastYear::of(&noise, DAY, 90), None, "weekly noise follows no yearly harmonic");
+        let shifted = daily(400, 1.0, |d| if d > 200 { 6.0 } else { 0.0 });
+        assert_eq!(LastYear::of(&shifted, DAY, 90), None, "a lasting shift is not a cycle");
+        assert_eq!(LastYear::of(&daily(363, 3.0, |_| 0.0), DAY, 90), None, "less than a year");
+        assert_eq!(LastYear::of(&daily(400, 3.0, |_| 0.0), 5 * DAY, 9), None, "a week is not whole steps");
+        assert_eq!(LastYear::of(&daily(400, 3.0, |_| 0.0), DAY, 0), None);
+        assert_eq!(LastYear::of(&vec![f64::NAN; 400], DAY, 9), None);
+    }
+}
