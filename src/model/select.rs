@@ -182,6 +182,7 @@ pub struct SelectionScore {
 }
 
 /// Rolling origins inside a history, latest first, each forecasting `h` steps.
+#[derive(Clone)]
 struct Design {
     origins: Vec<usize>,
     h: usize,
@@ -393,8 +394,22 @@ pub fn forecast(
             Some(last) => last.blend(&own.mean),
             None => own.mean,
         });
-        let errors = calibration_errors(cand, &rolling, &design);
-        let forecast = match calibrated(&mean, &errors, level) {
+        let (paths, cal) = calibration_paths(cand, &rolling, &design);
+        let errors = rolling.errors(&paths, &cal);
+        // The bands learn the blend's errors, last year's course at each origin taken from
+        // the yearly harmonics (the history holds no year before it); breach odds keep the
+        // winner's (with the blend's, Brier was worse on bench-long2: bench/ACCURACY.md).
+        let blended;
+        let band_errors = match &last_year {
+            Some(last) => {
+                let paths: Vec<Option<Vec<f64>>> =
+                    paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
+                blended = rolling.errors(&paths, &cal);
+                &blended
+            }
+            None => &errors,
+        };
+        let forecast = match calibrated(&mean, band_errors, level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
             // No backtest: the model's own interval.
             None => Forecast { mean, lower: own.lower, upper: own.upper },
@@ -425,17 +440,17 @@ pub fn forecast(
     Err(last_err.unwrap_or(ModelError::TooShort { model: family.to_string(), needed, have }))
 }
 
-/// The chosen forecast's signed errors at the [`Design::calibration`] origins: the interval
-/// and breach odds are learnt from more origins than selection needs (more error paths
-/// steady the quantiles; on the benchmark sets the interval score improved up to six).
-/// Forecasts at origins shared with the selection are reused (their first steps); with no
-/// more origins than it had, its errors are returned.
-fn calibration_errors(cand: &Scored, rolling: &Rolling, selection: &Design) -> Vec<Vec<f64>> {
+/// The chosen forecast's paths at the [`Design::calibration`] origins, and those origins:
+/// the interval and breach odds are learnt from more origins than selection needs (more
+/// error paths steady the quantiles; on the benchmark sets the interval score improved up
+/// to six). Forecasts at origins shared with the selection are reused (their first steps);
+/// with no more origins than it had, its own paths are returned.
+fn calibration_paths(cand: &Scored, rolling: &Rolling, selection: &Design) -> (Vec<Option<Vec<f64>>>, Design) {
     let cal = Design::calibration(rolling.values.len(), selection);
     if cal.origins.len() <= selection.origins.len() {
-        return rolling.errors(&cand.preds, selection);
+        return (cand.preds.clone(), selection.clone());
     }
-    let preds: Vec<Option<Vec<f64>>> = cal
+    let preds = cal
         .origins
         .iter()
         .map(|&o| {
@@ -447,7 +462,7 @@ fn calibration_errors(cand: &Scored, rolling: &Rolling, selection: &Design) -> V
             rolling.path(cand.model.as_ref(), o, cal.h)
         })
         .collect();
-    rolling.errors(&preds, &cal)
+    (preds, cal)
 }
 
 /// Adds pairwise means and the median of the best base models as candidates (scored from

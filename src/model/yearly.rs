@@ -9,7 +9,9 @@
 //! re-levelled to the forecast's first week, so growth since last year comes from the chosen
 //! model and only last year's course over the horizon from the year before. Each step of
 //! that path is the median of the same step in the three weeks around the date a year
-//! before, so one-off spikes are not repeated. Measured in bench/ACCURACY.md (session 15).
+//! before, so one-off spikes are not repeated. The bands learn the blend's errors at the
+//! backtest origins with last year's course there read off the two harmonics (no origin has
+//! a year before it). Measured in bench/ACCURACY.md (session 15).
 
 use crate::series::fill_gaps;
 use crate::stats::small_median;
@@ -27,6 +29,11 @@ const END_WEEKS: usize = 4;
 pub struct LastYear {
     path: Vec<f64>,
     week: usize,
+    /// The two yearly harmonics of the weekly means: (cos, sin) coefficients.
+    harmonics: [(f64, f64); 2],
+    /// Where the year of weekly means starts, and how many weeks it holds.
+    start: usize,
+    weeks: usize,
 }
 
 impl LastYear {
@@ -42,7 +49,8 @@ impl LastYear {
         }
         let y = fill_gaps(values, week);
         let weeks: Vec<f64> = y[n - year..].chunks_exact(week).map(|c| c.iter().sum::<f64>() / week as f64).collect();
-        if !looks_cyclic(&weeks) {
+        let harmonics = harmonics(&weeks);
+        if !looks_cyclic(&weeks, &harmonics) {
             return None;
         }
         let path = (0..horizon)
@@ -56,23 +64,63 @@ impl LastYear {
                 small_median(&mut around)
             })
             .collect();
-        Some(LastYear { path, week })
+        Some(LastYear { path, week, harmonics, start: n - year, weeks: weeks.len() })
     }
 
     /// The mean of `forecast` and this path moved to the forecast's level over their first
     /// week.
     pub fn blend(&self, forecast: &[f64]) -> Vec<f64> {
-        let w = self.week.min(forecast.len()).min(self.path.len());
-        if w == 0 {
-            return forecast.to_vec();
-        }
-        let shift = (forecast[..w].iter().sum::<f64>() - self.path[..w].iter().sum::<f64>()) / w as f64;
-        forecast.iter().zip(&self.path).map(|(f, p)| (f + p + shift) / 2.0).collect()
+        blend(forecast, &self.path, self.week)
+    }
+
+    /// What [`LastYear::blend`] would have made of `forecast`, made at `origin` inside the
+    /// history, had last year's course there been the harmonics' (the year before `origin`
+    /// is not in the history): how the bands learn the blend's errors.
+    pub fn blend_course(&self, origin: usize, forecast: &[f64]) -> Vec<f64> {
+        let course: Vec<f64> = (0..forecast.len()).map(|i| self.course(origin + i)).collect();
+        blend(forecast, &course, self.week)
+    }
+
+    /// The harmonics' value at step `t` of the history (periodic in the year).
+    fn course(&self, t: usize) -> f64 {
+        let u = ((t as f64 - self.start as f64) / self.week as f64 - 0.5) / self.weeks as f64;
+        self.harmonics
+            .iter()
+            .enumerate()
+            .map(|(h, (c, s))| {
+                let a = std::f64::consts::TAU * (h + 1) as f64 * u;
+                c * a.cos() + s * a.sin()
+            })
+            .sum()
     }
 }
 
-/// A year's weekly means that end where they began and follow two yearly harmonics.
-fn looks_cyclic(weeks: &[f64]) -> bool {
+/// The mean of `forecast` and `path` moved to the forecast's level over their first `week`.
+fn blend(forecast: &[f64], path: &[f64], week: usize) -> Vec<f64> {
+    let w = week.min(forecast.len()).min(path.len());
+    if w == 0 {
+        return forecast.to_vec();
+    }
+    let shift = (forecast[..w].iter().sum::<f64>() - path[..w].iter().sum::<f64>()) / w as f64;
+    forecast.iter().zip(path).map(|(f, p)| (f + p + shift) / 2.0).collect()
+}
+
+/// The first two yearly harmonics of the weekly means (over whole turns they are orthogonal,
+/// so each coefficient is a projection).
+fn harmonics(weeks: &[f64]) -> [(f64, f64); 2] {
+    let k = weeks.len().max(1) as f64;
+    let avg = weeks.iter().sum::<f64>() / k;
+    [1, 2].map(|h| {
+        let (c, s) = weeks.iter().enumerate().fold((0.0, 0.0), |(c, s), (j, w)| {
+            let a = std::f64::consts::TAU * (h * j) as f64 / k;
+            (c + (w - avg) * a.cos(), s + (w - avg) * a.sin())
+        });
+        (2.0 * c / k, 2.0 * s / k)
+    })
+}
+
+/// A year's weekly means that end where they began and follow their two yearly harmonics.
+fn looks_cyclic(weeks: &[f64], harmonics: &[(f64, f64); 2]) -> bool {
     let k = weeks.len();
     if k < 4 * END_WEEKS || weeks.iter().any(|w| !w.is_finite()) {
         return false;
@@ -80,18 +128,10 @@ fn looks_cyclic(weeks: &[f64]) -> bool {
     let (lo, hi) = weeks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), w| (a.min(*w), b.max(*w)));
     let end = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     let returned = (end(&weeks[k - END_WEEKS..]) - end(&weeks[..END_WEEKS])).abs() <= MAX_RETURN * (hi - lo);
-    // Over whole turns the harmonics are orthogonal: each explains its own share.
     let avg = weeks.iter().sum::<f64>() / k as f64;
     let total: f64 = weeks.iter().map(|w| (w - avg).powi(2)).sum();
-    let explained: f64 = (1..=2)
-        .map(|h| {
-            let (c, s) = weeks.iter().enumerate().fold((0.0, 0.0), |(c, s), (j, w)| {
-                let a = std::f64::consts::TAU * (h * j) as f64 / k as f64;
-                (c + (w - avg) * a.cos(), s + (w - avg) * a.sin())
-            });
-            2.0 * (c * c + s * s) / k as f64
-        })
-        .sum();
+    // Each orthogonal harmonic explains k/2 times its squared amplitude.
+    let explained: f64 = harmonics.iter().map(|(c, s)| (c * c + s * s) * k as f64 / 2.0).sum();
     hi > lo && returned && explained >= MIN_EXPLAINED * total
 }
 
@@ -131,6 +171,21 @@ mod tests {
         }
         // Twelve weeks on, the wave has risen by 0.9: the blend follows half of it.
         assert!(blend[84] > blend[0] + 0.3, "{} then {}", blend[0], blend[84]);
+    }
+
+    #[test]
+    fn inside_the_history_last_years_course_comes_from_the_harmonics() {
+        // Day 100 has no year before it: the blend a forecast made there would have been is
+        // read off the weekly means' two harmonics, here the wave itself.
+        let y = daily(400, 3.0, |_| 0.0);
+        let last = LastYear::of(&y, DAY, 30).unwrap();
+        let wave = |d: usize| 3.0 * (std::f64::consts::TAU * d as f64 / 364.0).sin();
+        let blend = last.blend_course(100, &[10.0; 60]);
+        let start = (0..7).map(|i| wave(100 + i)).sum::<f64>() / 7.0;
+        for (i, got) in blend.iter().enumerate() {
+            let want = 10.0 + (wave(100 + i) - start) / 2.0;
+            assert!((got - want).abs() < 0.1, "step {i}: {got} against {want}");
+        }
     }
 
     #[test]
