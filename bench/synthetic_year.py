@@ -11,8 +11,10 @@ Kinds: a yearly wave with growth, a yearly wave under heavy noise (both should g
 AR(1), a lasting step in the first 90 days, one-off spikes, a bump of weeks somewhere in the
 year (none has a yearly cycle; each should be unchanged). Every series has daily and weekly
 cycles. Writes OUT/synthetic_year.csv (series, kind, MASE against the weekly seasonal naive's
-in-sample error, 80 % coverage) and prints per kind the geometric-mean MASE, the coverage
-and, with --against, the geometric-mean ratio new/old and how many series got worse.
+in-sample error, 80 % coverage, the probability of going above the history's maximum and
+whether it did) and prints per kind the geometric-mean MASE, the coverage, the crossings and
+the Brier score and, with --against, the geometric-mean MASE ratio new/old, how many series
+got worse, and the Brier difference with a paired bootstrap interval.
 Standard library only; fixed seed.
 """
 from __future__ import annotations
@@ -103,34 +105,53 @@ def main() -> int:
                 with open(path, "w") as f:
                     f.write("timestamp,value\n")
                     f.writelines(f"{s},{x:.6f}\n" for s, x in zip(stamps, v))
+                top = max(v[:YEAR])
                 out = subprocess.run([a.bin, "forecast", "--input", path, "--horizon", f"{H * 3600}s", "--step", "3600s",
-                                      "--level", "0.8", "--format", "json"], capture_output=True, text=True, check=True)
-                fc = json.loads(out.stdout)["forecast"][:H]
+                                      "--level", "0.8", "--format", "json", "--threshold", repr(top)],
+                                     capture_output=True, text=True, check=True)
+                doc = json.loads(out.stdout)
+                fc = doc["forecast"][:H]
+                prob = doc["breaches"][0]["probability"]
                 test = v[YEAR:]
                 scale = sum(abs(v[i] - v[i - 168]) for i in range(168, YEAR)) / (YEAR - 168)
                 mase = sum(abs(x - p["mean"]) for x, p in zip(test, fc)) / H / scale
                 cov = sum(p["lower"] <= x <= p["upper"] for x, p in zip(test, fc)) / H
-                rows.append({"series": f"{kind}{j}", "kind": kind, "mase": f"{mase:.6g}", "coverage": f"{cov:.4f}"})
+                crossed = int(any(x > top for x in test))
+                rows.append({"series": f"{kind}{j}", "kind": kind, "mase": f"{mase:.6g}", "coverage": f"{cov:.4f}",
+                             "breach_prob": f"{prob:.6g}", "crossed": crossed})
     with open(os.path.join(a.out, "synthetic_year.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["series", "kind", "mase", "coverage"])
+        w = csv.DictWriter(f, fieldnames=["series", "kind", "mase", "coverage", "breach_prob", "crossed"])
         w.writeheader()
         w.writerows(rows)
     old = {}
     if a.against:
         with open(os.path.join(a.against, "synthetic_year.csv")) as f:
-            old = {r["series"]: float(r["mase"]) for r in csv.DictReader(f)}
-    print("| kind | n | MASE | cov80 |" + (" ratio new/old | worse |" if old else ""))
-    print("|---|---|---|---|" + ("---|---|" if old else ""))
-    for kind in KINDS:
-        mine = [r for r in rows if r["kind"] == kind]
+            old = {r["series"]: r for r in csv.DictReader(f)}
+    brier = lambda r: (float(r["breach_prob"]) - int(r["crossed"])) ** 2  # noqa: E731
+    print("| kind | n | MASE | cov80 | crossed | Brier |"
+          + (" MASE ratio new/old | worse | Brier new - old |" if old else ""))
+    print("|---|---|---|---|---|---|" + ("---|---|---|" if old else ""))
+    for kind in KINDS + ["all"]:
+        mine = [r for r in rows if kind in (r["kind"], "all")]
         gm = math.exp(sum(math.log(float(r["mase"])) for r in mine) / len(mine))
         cov = sum(float(r["coverage"]) for r in mine) / len(mine)
-        line = f"| {kind} | {len(mine)} | {gm:.3f} | {cov:.2f} |"
+        line = (f"| {kind} | {len(mine)} | {gm:.3f} | {cov:.2f} | {sum(int(r['crossed']) for r in mine)} |"
+                f" {sum(map(brier, mine)) / len(mine):.4f} |")
         if old:
-            logs = [math.log(float(r["mase"]) / old[r["series"]]) for r in mine]
-            line += f" {math.exp(sum(logs) / len(logs)):.3f} | {sum(x > 0.001 for x in logs)} |"
+            logs = [math.log(float(r["mase"]) / float(old[r["series"]]["mase"])) for r in mine]
+            diffs = [brier(r) - brier(old[r["series"]]) for r in mine]
+            lo, hi = bootstrap(diffs, a.seed)
+            line += (f" {math.exp(sum(logs) / len(logs)):.3f} | {sum(x > 0.001 for x in logs)} |"
+                     f" {sum(diffs) / len(diffs):+.4f} ({lo:+.4f} to {hi:+.4f}) |")
         print(line)
     return 0
+
+
+def bootstrap(diffs: list[float], seed: int, draws: int = 4000) -> tuple[float, float]:
+    """95 % interval of the mean of paired differences, resampling series."""
+    rnd = random.Random(seed)
+    means = sorted(sum(rnd.choice(diffs) for _ in diffs) / len(diffs) for _ in range(draws))
+    return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
 if __name__ == "__main__":
