@@ -399,17 +399,12 @@ pub fn forecast(
         // The bands learn the blend's errors, last year's course at each origin taken from
         // the yearly harmonics (the history holds no year before it); breach odds keep the
         // winner's (with the blend's, Brier was worse on bench-long2: bench/ACCURACY.md).
-        let blended;
-        let band_errors = match &last_year {
-            Some(last) => {
-                let paths: Vec<Option<Vec<f64>>> =
-                    paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
-                blended = rolling.errors(&paths, &cal);
-                &blended
-            }
-            None => &errors,
-        };
-        let forecast = match calibrated(&mean, band_errors, level) {
+        let blended = last_year.as_ref().map(|last| {
+            let paths: Vec<Option<Vec<f64>>> =
+                paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
+            rolling.errors(&paths, &cal)
+        });
+        let forecast = match calibrated(&mean, blended.as_ref().unwrap_or(&errors), level) {
             Some((lower, upper)) => Forecast { mean, lower, upper },
             // No backtest: the model's own interval.
             None => Forecast { mean, lower: own.lower, upper: own.upper },
