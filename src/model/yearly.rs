@@ -56,12 +56,12 @@ impl LastYear {
         let path = (0..horizon)
             .map(|i| {
                 let at = n - year + i % year;
-                let mut around: Vec<f64> = [at.checked_sub(week), Some(at), Some(at + week).filter(|j| *j < n)]
-                    .into_iter()
-                    .flatten()
-                    .map(|j| y[j])
-                    .collect();
-                small_median(&mut around)
+                let (mut around, mut k) = ([0.0; 3], 0);
+                for j in [at.checked_sub(week), Some(at), Some(at + week).filter(|j| *j < n)].into_iter().flatten() {
+                    around[k] = y[j];
+                    k += 1;
+                }
+                small_median(&mut around[..k])
             })
             .collect();
         Some(LastYear { path, week, harmonics, start: n - year, weeks: weeks.len() })
