@@ -7,6 +7,7 @@
 //! [`CAL_ORIGINS`] origins (signed quantiles per horizon step, widened by a factor learned by
 //! leaving one origin out), so an 80 % band covers about 80 % of what happened in backtest.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,6 +272,9 @@ struct Rolling<'a> {
     shared: Shared,
 }
 
+/// A model's mean forecast from one origin (None where it could not be fitted there).
+type Path = Option<Vec<f64>>;
+
 /// A base model's path: (model name, origin, steps).
 type PathKey = (String, usize, usize);
 
@@ -439,11 +443,15 @@ pub fn forecast(
 /// the interval and breach odds are learnt from more origins than selection needs (more
 /// error paths steady the quantiles; on the benchmark sets the interval score improved up
 /// to six). Forecasts at origins shared with the selection are reused (their first steps);
-/// with no more origins than it had, its own paths are returned.
-fn calibration_paths(cand: &Scored, rolling: &Rolling, selection: &Design) -> (Vec<Option<Vec<f64>>>, Design) {
+/// with no more origins than it had, its own paths are returned (borrowed).
+fn calibration_paths<'a>(
+    cand: &'a Scored,
+    rolling: &Rolling,
+    selection: &'a Design,
+) -> (Cow<'a, [Path]>, Cow<'a, Design>) {
     let cal = Design::calibration(rolling.values.len(), selection);
     if cal.origins.len() <= selection.origins.len() {
-        return (cand.preds.clone(), selection.clone());
+        return (Cow::Borrowed(&cand.preds), Cow::Borrowed(selection));
     }
     let preds = cal
         .origins
@@ -457,7 +465,7 @@ fn calibration_paths(cand: &Scored, rolling: &Rolling, selection: &Design) -> (V
             rolling.path(cand.model.as_ref(), o, cal.h)
         })
         .collect();
-    (preds, cal)
+    (Cow::Owned(preds), Cow::Owned(cal))
 }
 
 /// Adds pairwise means and the median of the best base models as candidates (scored from
