@@ -10,9 +10,11 @@ relMASE (geometric mean of MASE / MASE(SeasonalNaive)) for headroom and every pe
 coverage, MSISgm and the Brier skill of the breach probability. With --reference, also scores
 the seasonal-naive Gaussian (dummy_cli.py) whose Brier skill is the target's bar.
 
-With --against (an earlier --out folder), a paired bootstrap over series of the log MASE
-ratio new/old, per set and pooled: the geometric-mean ratio and its 95 % interval. A change
-is told from noise when the interval excludes 1. Standard library only; fixed seed.
+With --against (an earlier --out folder), a paired bootstrap over series, per set and pooled:
+the geometric-mean MASE and interval-score (MSIS) ratios new/old and the Brier difference of
+the breach odds new - old (max(train); p99 on the long sets), each with its 95 % interval, and
+the coverage before and after. A change is told from noise when the interval excludes 1 (a
+ratio) or 0 (a difference). Standard library only; fixed seed.
 """
 from __future__ import annotations
 
@@ -172,34 +174,72 @@ def report(folder: str, reference: bool) -> None:
 
 
 def compare(new: str, old: str) -> None:
+    """Per set and pooled, paired over the series both folders hold: the geometric-mean MASE
+    and MSIS ratios new/old and the Brier difference new - old (max(train); p99 on the long
+    sets), each with a bootstrap 95 % interval, and the mean coverage old -> new."""
     a, b = load(new, False), load(old, False)
     rng = random.Random(20261201)
-    print(f"## {new} against {old}: geometric-mean MASE ratio new/old, paired bootstrap 95 %\n")
-    print("| set | n | ratio | 95 % interval | better / worse series |")
-    print("|---|---|---|---|---|")
-    pooled = []
-    for name, *_ in SETS:
+    print(f"## {new} against {old}: paired bootstrap 95 % over series\n")
+    print("MASE and MSIS: geometric-mean ratio new/old (below 1 is better); Brier: mean difference "
+          "new - old (below 0 is better). A change is told from noise when the interval excludes "
+          "1 (ratios) or 0 (Brier).\n")
+    print("| set | n | MASE ratio | better / worse | MSIS ratio | Brier max | Brier p99 | cov80 old -> new |")
+    print("|---|---|---|---|---|---|---|---|")
+    pooled: dict[str, list[float]] = {"mase": [], "msis": [], "brier": []}
+    for name, _, _, long in SETS:
         na, nb = a[name].get(LABEL, {}), b[name].get(LABEL, {})
-        logs = []
-        for s in sorted(set(na) & set(nb)):
-            x, y = num(na[s].get("mase")), num(nb[s].get("mase"))
-            if x and y:
-                logs.append(math.log(x / y))
-        pooled.extend(logs)
-        print(row(name, logs, rng))
-    print(row("**pooled**", pooled, rng))
+        both = sorted(set(na) & set(nb))
+        logs = {key: log_ratios(na, nb, both, key) for key in ("mase", "msis")}
+        briers = {sfx: brier_diffs(na, nb, both, sfx) for sfx in ("", "_p99")}
+        cov = [(num(nb[s].get("coverage")), num(na[s].get("coverage"))) for s in both]
+        cov = [(x, y) for x, y in cov if x is not None and y is not None]
+        old_cov = fmt(sum(x for x, _ in cov) / len(cov), 3) if cov else "–"
+        new_cov = fmt(sum(y for _, y in cov) / len(cov), 3) if cov else "–"
+        for key in ("mase", "msis"):
+            pooled[key].extend(logs[key])
+        pooled["brier"].extend(briers[""])
+        print(f"| {name} | {len(logs['mase'])} | {interval(logs['mase'], rng, True)} | {better_worse(logs['mase'])} "
+              f"| {interval(logs['msis'], rng, True)} | {interval(briers[''], rng, False)} "
+              f"| {interval(briers['_p99'], rng, False) if long else '–'} | {old_cov} -> {new_cov} |")
+    print(f"| **pooled** | {len(pooled['mase'])} | {interval(pooled['mase'], rng, True)} | {better_worse(pooled['mase'])} "
+          f"| {interval(pooled['msis'], rng, True)} | {interval(pooled['brier'], rng, False)} | | |")
     print()
 
 
-def row(name: str, logs: list[float], rng: random.Random) -> str:
-    if not logs:
-        return f"| {name} | 0 | – | – | – |"
-    mean = sum(logs) / len(logs)
-    boots = sorted(sum(rng.choice(logs) for _ in logs) / len(logs) for _ in range(BOOT))
+def log_ratios(na: dict, nb: dict, series: list[str], key: str) -> list[float]:
+    out = []
+    for s in series:
+        x, y = num(na[s].get(key)), num(nb[s].get(key))
+        if x and y and x > 0 and y > 0:
+            out.append(math.log(x / y))
+    return out
+
+
+def brier_diffs(na: dict, nb: dict, series: list[str], sfx: str) -> list[float]:
+    """Per series (p_new - y)^2 - (p_old - y)^2, y = 1 where the test window crossed."""
+    out = []
+    for s in series:
+        x, y = num(na[s].get("breach_prob" + sfx)), num(nb[s].get("breach_prob" + sfx))
+        if x is not None and y is not None:
+            hit = 1.0 if (na[s].get("breach_actual" + sfx) or "") != "" else 0.0
+            out.append((x - hit) ** 2 - (y - hit) ** 2)
+    return out
+
+
+def interval(xs: list[float], rng: random.Random, ratio: bool) -> str:
+    """The mean and its bootstrap 95 % interval; as a ratio, exp of the mean log."""
+    if not xs:
+        return "–"
+    mean = sum(xs) / len(xs)
+    boots = sorted(sum(rng.choice(xs) for _ in xs) / len(xs) for _ in range(BOOT))
     lo, hi = boots[int(0.025 * BOOT)], boots[int(0.975 * BOOT) - 1]
-    better = sum(1 for x in logs if x < -1e-9)
-    worse = sum(1 for x in logs if x > 1e-9)
-    return f"| {name} | {len(logs)} | {math.exp(mean):.3f} | {math.exp(lo):.3f}-{math.exp(hi):.3f} | {better} / {worse} |"
+    if ratio:
+        return f"{math.exp(mean):.3f} ({math.exp(lo):.3f}-{math.exp(hi):.3f})"
+    return f"{mean:+.4f} ({lo:+.4f} to {hi:+.4f})"
+
+
+def better_worse(logs: list[float]) -> str:
+    return f"{sum(1 for x in logs if x < -1e-9)} / {sum(1 for x in logs if x > 1e-9)}"
 
 
 def main() -> None:
