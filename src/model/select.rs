@@ -404,7 +404,7 @@ pub fn forecast(
         // the yearly harmonics (the history holds no year before it); breach odds keep the
         // winner's (with the blend's, Brier was worse on bench-long2: bench/ACCURACY.md).
         let blended = last_year.as_ref().map(|last| {
-            let paths: Vec<Option<Vec<f64>>> =
+            let paths: Vec<Path> =
                 paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
             rolling.errors(&paths, &cal)
         });
@@ -715,13 +715,13 @@ mod tests {
         let n = 24 * 364 * 2 + 24 * 150;
         let (y, h): (Vec<f64>, usize) = ((0..n).map(at).collect(), 24 * 90);
         let s = forecast(&y, 3600, h, 0.8, true, Family::Auto).unwrap();
-        assert!(s.model.contains("year_ago"), "{}", s.model);
+        assert!(s.model.contains(YearAgo::NAME), "{}", s.model);
         let mae = |f: &[f64]| (0..h).map(|k| (f[k] - at(n + k)).abs()).sum::<f64>() / h as f64;
         let weekly = SeasonalNaive { period: 168 }.fit(&y).unwrap().predict(h, 0.8).mean;
         assert!(mae(&s.forecast.mean) < 0.5 * mae(&weekly), "{} vs {}", mae(&s.forecast.mean), mae(&weekly));
         // A year of history (the long benchmark's shape) cannot backtest it: not a candidate.
         let pool = Family::Auto.candidates(3600, &y[..24 * 365], h);
-        assert!(pool.iter().all(|m| m.name() != "year_ago"));
+        assert!(pool.iter().all(|m| m.name() != YearAgo::NAME));
         // There last year's course joins the chosen forecast unscored, and follows the swing.
         let one = &y[n - 24 * 366..];
         let s = forecast(one, 3600, h, 0.8, true, Family::Auto).unwrap();
