@@ -401,14 +401,25 @@ pub fn forecast(
         let (paths, cal) = calibration_paths(cand, &rolling, &design);
         let errors = rolling.errors(&paths, &cal);
         // The bands learn the blend's errors, last year's course at each origin taken from
-        // the yearly harmonics (the history holds no year before it); breach odds keep the
-        // winner's (with the blend's, Brier was worse on bench-long2: bench/ACCURACY.md).
-        let blended = last_year.as_ref().map(|last| {
-            let paths: Vec<Path> =
-                paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
-            rolling.errors(&paths, &cal)
-        });
-        let forecast = match calibrated(&mean, blended.as_ref().unwrap_or(&errors), level) {
+        // the yearly harmonics (the history holds no year before it), in multiples of the
+        // season's volatility at their dates, and widen by last year's at the forecast's;
+        // breach odds keep the winner's errors (with the blend's, Brier was worse on
+        // bench-long2: bench/ACCURACY.md).
+        let band = match &last_year {
+            Some(last) => {
+                let paths: Vec<Path> =
+                    paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
+                let relative: Vec<Vec<f64>> = rolling
+                    .errors(&paths, &cal)
+                    .into_iter()
+                    .zip(&cal.origins)
+                    .map(|(e, &o)| e.iter().enumerate().map(|(i, x)| x / last.volatility_at(o + i)).collect())
+                    .collect();
+                calibrated(&mean, &relative, level, &|i| last.volatility_ahead(i))
+            }
+            None => calibrated(&mean, &errors, level, &|_| 1.0),
+        };
+        let forecast = match band {
             Some((lower, upper)) => Forecast { mean, lower, upper },
             // No backtest: the model's own interval.
             None => Forecast { mean, lower: own.lower, upper: own.upper },
@@ -531,8 +542,14 @@ type Bands = Vec<(f64, f64, f64)>;
 /// Interval bounds from backtest errors: at each step, the signed error quantiles of the
 /// steps around it (all origins pooled), widened by the factor whose leave-one-origin-out
 /// coverage comes nearest `level`. Steps beyond the backtest horizon widen with the lead
-/// time to the power [`GROWTH_BEYOND`]. None without backtest errors.
-fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>, Vec<f64>)> {
+/// time to the power [`GROWTH_BEYOND`]; `scale(step)` multiplies each step's offsets (errors
+/// given in units of a scale that varies by date). None without backtest errors.
+fn calibrated(
+    mean: &[f64],
+    errors: &[Vec<f64>],
+    level: f64,
+    scale: &dyn Fn(usize) -> f64,
+) -> Option<(Vec<f64>, Vec<f64>)> {
     let hb = errors.first()?.len();
     if hb == 0 || errors.iter().flatten().filter(|e| e.is_finite()).count() < 4 {
         return None;
@@ -615,8 +632,9 @@ fn calibrated(mean: &[f64], errors: &[Vec<f64>], level: f64) -> Option<(Vec<f64>
     for (h, m) in mean.iter().enumerate() {
         let (k, grow) = if h < hb { (h, 1.0) } else { (hb - 1, ((h + 1) as f64 / hb as f64).powf(GROWTH_BEYOND)) };
         let (lo, hi) = widen(full[k], factor);
-        lower.push(m + lo * grow);
-        upper.push(m + hi * grow);
+        let s = grow * scale(h);
+        lower.push(m + lo * s);
+        upper.push(m + hi * s);
     }
     Some((lower, upper))
 }
@@ -728,6 +746,34 @@ mod tests {
         assert!(s.model.starts_with("mean(") && s.model.ends_with(", last_year)"), "{}", s.model);
         let weekly = SeasonalNaive { period: 168 }.fit(one).unwrap().predict(h, 0.8).mean;
         assert!(mae(&s.forecast.mean) < 0.7 * mae(&weekly), "{} vs {}", mae(&s.forecast.mean), mae(&weekly));
+    }
+
+    #[test]
+    fn a_yearly_cycle_lends_each_season_its_own_volatility() {
+        // A year and two days hourly: a yearly wave, a daily cycle, and noise six times as
+        // large from day 60 to day 150 as elsewhere. 90 days ahead from day 366: last year at
+        // those dates was quiet for two months, then loud.
+        let tau = std::f64::consts::TAU;
+        let at = |i: usize| {
+            let day = i / 24;
+            let amplitude = if (60..150).contains(&(day % 364)) { 0.3 } else { 0.05 };
+            0.5 + 0.2 * (tau * i as f64 / (364.0 * 24.0)).sin()
+                + 0.05 * (tau * i as f64 / 24.0).sin()
+                + amplitude * noise(i)
+        };
+        let n = 24 * 366;
+        let y: Vec<f64> = (0..n).map(at).collect();
+        let s = forecast(&y, 3600, 24 * 90, 0.8, false, Family::Auto).unwrap();
+        assert!(s.model.ends_with(", last_year)"), "{}", s.model);
+        let width = |days: std::ops::Range<usize>| {
+            let f = &s.forecast;
+            let steps = 24 * days.start..24 * days.end;
+            steps.clone().map(|i| f.upper[i] - f.lower[i]).sum::<f64>() / steps.len() as f64
+        };
+        // Forecast days 10-40 fall on last year's quiet days 12-42, days 65-85 on its loud
+        // days 67-87.
+        let (quiet, loud) = (width(10..40), width(65..85));
+        assert!(loud > 2.0 * quiet, "quiet {quiet} against loud {loud}");
     }
 
     #[test]

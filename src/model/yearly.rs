@@ -11,7 +11,10 @@
 //! that path is the median of the same step in the three weeks around the date a year
 //! before, so one-off spikes are not repeated. The bands learn the blend's errors at the
 //! backtest origins with last year's course there read off the two harmonics (no origin has
-//! a year before it). Measured in bench/ACCURACY.md (session 15).
+//! a year before it), each error as a multiple of the season's volatility at its date, and
+//! widen by the volatility last year at each forecast date: a year that swings hard in
+//! summer and little in spring does not lend summer's errors to a spring forecast. Measured
+//! in bench/ACCURACY.md (sessions 15 and 17).
 
 use crate::series::fill_gaps;
 use crate::stats::small_median;
@@ -23,6 +26,13 @@ const MIN_EXPLAINED: f64 = 0.5;
 const MAX_RETURN: f64 = 0.5;
 /// Weeks averaged at each end of the year for the return test.
 const END_WEEKS: usize = 4;
+/// Weeks either side of a date its volatility is averaged over: most of a quarter, long
+/// enough to average out a few unusual weeks, short enough to follow the seasons (4 to 8
+/// did about as well on the long sets; 1 and 26 worse: bench/ACCURACY.md, session 17).
+const VOLATILITY_WEEKS: usize = 5;
+/// The least volatility a date is given, as a share of the year's: no error is divided by
+/// nothing.
+const MIN_VOLATILITY: f64 = 0.1;
 
 /// Last year's path over a horizon, where the history looks like a yearly cycle.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +44,9 @@ pub struct LastYear {
     /// Where the year of weekly means starts, and how many weeks it holds.
     start: usize,
     weeks: usize,
+    /// The season's volatility at each step of the history, and the year's steps.
+    volatility: Vec<f64>,
+    year: usize,
 }
 
 impl LastYear {
@@ -64,7 +77,8 @@ impl LastYear {
                 small_median(&mut around[..k])
             })
             .collect();
-        Some(LastYear { path, week, harmonics, start: n - year, weeks: weeks.len() })
+        let volatility = volatility(&y, week);
+        Some(LastYear { path, week, harmonics, start: n - year, weeks: weeks.len(), volatility, year })
     }
 
     /// The mean of `forecast` and this path moved to the forecast's level over their first
@@ -81,6 +95,16 @@ impl LastYear {
         blend(forecast, &course, self.week)
     }
 
+    /// The season's volatility at step `t` of the history (the last step's beyond it).
+    pub fn volatility_at(&self, t: usize) -> f64 {
+        self.volatility[t.min(self.volatility.len() - 1)]
+    }
+
+    /// The season's volatility at forecast step `i`: last year's at the same date.
+    pub fn volatility_ahead(&self, i: usize) -> f64 {
+        self.volatility[self.volatility.len() - self.year + i % self.year]
+    }
+
     /// The harmonics' value at step `t` of the history (periodic in the year).
     fn course(&self, t: usize) -> f64 {
         let u = ((t as f64 - self.start as f64) / self.week as f64 - 0.5) / self.weeks as f64;
@@ -93,6 +117,27 @@ impl LastYear {
             })
             .sum()
     }
+}
+
+/// At every step, the mean absolute change from a week before over the
+/// [`VOLATILITY_WEEKS`] either side of it (floored at [`MIN_VOLATILITY`] of the whole
+/// history's).
+fn volatility(y: &[f64], week: usize) -> Vec<f64> {
+    let n = y.len();
+    let mut prefix = vec![0.0; n + 1];
+    for t in 0..n {
+        let change = if t >= week { (y[t] - y[t - week]).abs() } else { 0.0 };
+        prefix[t + 1] = prefix[t] + change;
+    }
+    let all = if n > week { prefix[n] / (n - week) as f64 } else { 0.0 };
+    let w = VOLATILITY_WEEKS * week;
+    (0..n)
+        .map(|t| {
+            let (a, b) = (t.saturating_sub(w).max(week), (t + w).min(n.saturating_sub(1)));
+            let v = if b >= a { (prefix[b + 1] - prefix[a]) / (b + 1 - a) as f64 } else { all };
+            v.max(MIN_VOLATILITY * all)
+        })
+        .collect()
 }
 
 /// The mean of `forecast` and `path` moved to the forecast's level over their first `week`.
@@ -186,6 +231,18 @@ mod tests {
             let want = 10.0 + (wave(100 + i) - start) / 2.0;
             assert!((got - want).abs() < 0.1, "step {i}: {got} against {want}");
         }
+    }
+
+    #[test]
+    fn the_volatility_ahead_is_last_years_at_the_same_date() {
+        // Noise twenty times as large from day 100 to day 200 as elsewhere.
+        let y = daily(400, 3.0, |d| if (100..200).contains(&d) { 4.0 * test_noise(d * 31 + 7) } else { 0.0 });
+        let last = LastYear::of(&y, DAY, 30).unwrap();
+        let (quiet, loud) = (last.volatility_at(30), last.volatility_at(150));
+        assert!(loud > 3.0 * quiet, "{quiet} against {loud}");
+        // Forecast step i is day 400 + i, a year (364 days) after day 36 + i.
+        assert_eq!(last.volatility_ahead(114), last.volatility_at(150));
+        assert_eq!(last.volatility_ahead(0), last.volatility_at(36));
     }
 
     #[test]
