@@ -415,9 +415,12 @@ pub fn forecast(
                     .zip(&cal.origins)
                     .map(|(e, &o)| e.iter().enumerate().map(|(i, x)| x / last.volatility_at(o + i)).collect())
                     .collect();
-                calibrated(&mean, &relative, level, &|i| last.volatility_ahead(i))
+                // Last year's volatility carries how the errors change past the calibration
+                // horizon; widening with the lead time as well double-counted it (bench-long2
+                // coverage 0.854 against 0.840 without it; bench/ACCURACY.md, session 17).
+                calibrated(&mean, &relative, level, &|i| last.volatility_ahead(i), 0.0)
             }
-            None => calibrated(&mean, &errors, level, &|_| 1.0),
+            None => calibrated(&mean, &errors, level, &|_| 1.0, GROWTH_BEYOND),
         };
         let forecast = match band {
             Some((lower, upper)) => Forecast { mean, lower, upper },
@@ -542,13 +545,15 @@ type Bands = Vec<(f64, f64, f64)>;
 /// Interval bounds from backtest errors: at each step, the signed error quantiles of the
 /// steps around it (all origins pooled), widened by the factor whose leave-one-origin-out
 /// coverage comes nearest `level`. Steps beyond the backtest horizon widen with the lead
-/// time to the power [`GROWTH_BEYOND`]; `scale(step)` multiplies each step's offsets (errors
-/// given in units of a scale that varies by date). None without backtest errors.
+/// time to the power `growth_beyond` ([`GROWTH_BEYOND`] unless a scale carries the change);
+/// `scale(step)` multiplies each step's offsets (errors given in units of a scale that varies
+/// by date). None without backtest errors.
 fn calibrated(
     mean: &[f64],
     errors: &[Vec<f64>],
     level: f64,
     scale: &dyn Fn(usize) -> f64,
+    growth_beyond: f64,
 ) -> Option<(Vec<f64>, Vec<f64>)> {
     let hb = errors.first()?.len();
     if hb == 0 || errors.iter().flatten().filter(|e| e.is_finite()).count() < 4 {
@@ -630,7 +635,7 @@ fn calibrated(
     let mut lower = Vec::with_capacity(mean.len());
     let mut upper = Vec::with_capacity(mean.len());
     for (h, m) in mean.iter().enumerate() {
-        let (k, grow) = if h < hb { (h, 1.0) } else { (hb - 1, ((h + 1) as f64 / hb as f64).powf(GROWTH_BEYOND)) };
+        let (k, grow) = if h < hb { (h, 1.0) } else { (hb - 1, ((h + 1) as f64 / hb as f64).powf(growth_beyond)) };
         let (lo, hi) = widen(full[k], factor);
         let s = grow * scale(h);
         lower.push(m + lo * s);

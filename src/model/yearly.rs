@@ -12,9 +12,10 @@
 //! before, so one-off spikes are not repeated. The bands learn the blend's errors at the
 //! backtest origins with last year's course there read off the two harmonics (no origin has
 //! a year before it), each error as a multiple of the season's volatility at its date, and
-//! widen by the volatility last year at each forecast date: a year that swings hard in
-//! summer and little in spring does not lend summer's errors to a spring forecast. Measured
-//! in bench/ACCURACY.md (sessions 15 and 17).
+//! widen by the volatility last year at each forecast date (which also carries how errors
+//! change past the calibration horizon): a year that swings hard in summer and little in
+//! spring does not lend summer's errors to a spring forecast. Measured in
+//! bench/ACCURACY.md (sessions 15 and 17).
 
 use crate::series::fill_gaps;
 use crate::stats::small_median;
