@@ -48,8 +48,10 @@ const SHARE_WEIGHT: f64 = 0.3;
 /// horizon. Paths are the mean forecast plus a backtest error path, each path circularly
 /// shifted to every starting step (so a path keeps its spikes, its persistent offset and its
 /// step-to-step correlation); beyond the backtest horizon errors grow with the square root
-/// of the lead time, as the interval does. Without a backtest, Gaussian AR(1) paths are
-/// drawn around the interval instead.
+/// of the lead time, as the interval does. Where the band follows the season
+/// ([`ErrorPaths::band_blocks`]), the band itself is read instead, week by week. Without a
+/// backtest, Gaussian AR(1) paths are drawn around the interval. Either way the share is
+/// pooled with the exchangeability prior.
 pub fn analyse(
     name: &str,
     threshold: f64,
@@ -72,7 +74,13 @@ pub fn analyse(
         // counting the prior as one more origin, or weighing both equally, scored worse on
         // every benchmark set and on the same series cut one or two horizons earlier.
         let prior = exchangeable(threshold, history, forecast.mean.len());
-        let p = resampled_share(threshold, forecast, errors)
+        // Where the band follows the season, the band says more than a few origins' paths
+        // laid anywhere in the horizon (bench-long2: ranking 0.75 -> 0.96; bench/ACCURACY.md).
+        let share = match errors.band_blocks {
+            Some(block) => Some(band_share(threshold, forecast, level, block)),
+            None => resampled_share(threshold, forecast, errors),
+        };
+        let p = share
             .map(|share| prior.map_or(share, |q| SHARE_WEIGHT * share + (1.0 - SHARE_WEIGHT) * q))
             .unwrap_or_else(|| gaussian_probability(threshold, forecast, level, FALLBACK_CORRELATION));
         // Agree with the band: a crossing upper bound (the (1+level)/2 quantile) means at least
@@ -126,6 +134,27 @@ fn resampled_share(threshold: f64, f: &Forecast, errors: &ErrorPaths) -> Option<
         }
     }
     Some(crossed as f64 / total as f64)
+}
+
+/// The chance of a crossing read off the band: at each step a normal through the mean and
+/// the upper bound; within a block of `block` steps errors move together (the block crosses
+/// if its likeliest step does), blocks are independent.
+fn band_share(threshold: f64, f: &Forecast, level: f64, block: usize) -> f64 {
+    let z = central_z(level);
+    let crosses = |i: usize| {
+        let spread = (f.upper[i] - f.mean[i]) / z;
+        if f.mean[i] >= threshold {
+            1.0
+        } else if spread > 0.0 {
+            1.0 - normal_cdf((threshold - f.mean[i]) / spread)
+        } else {
+            0.0
+        }
+    };
+    let steps: Vec<usize> = (0..f.mean.len()).collect();
+    let none: f64 =
+        steps.chunks(block.max(1)).map(|c| 1.0 - c.iter().map(|&i| crosses(i)).fold(0.0, f64::max)).product();
+    1.0 - none
 }
 
 /// The chance that a stationary series reaches `threshold` within `horizon` more steps: with
@@ -204,6 +233,25 @@ mod tests {
     }
 
     #[test]
+    fn a_seasonal_band_is_read_block_by_block() {
+        // Mean 0 and an 80 % band of +-z: a unit normal at every step. Threshold 2 is crossed
+        // at a step with chance 1 - Phi(2); two independent weeks of seven steps cross with
+        // 1 - Phi(2)^2.
+        let z = central_z(0.8);
+        let f = Forecast { mean: vec![0.0; 14], lower: vec![-z; 14], upper: vec![z; 14] };
+        let one = 1.0 - normal_cdf(2.0);
+        assert!((band_share(2.0, &f, 0.8, 7) - (1.0 - (1.0 - one).powi(2))).abs() < 1e-12);
+        assert!((band_share(2.0, &f, 0.8, 14) - one).abs() < 1e-12);
+        // In `analyse`, above all history (no prior), the band's share is the probability.
+        let seasonal = ErrorPaths { paths: vec![vec![5.0; 14]], band_blocks: Some(7) };
+        let p = analyse("x", 2.0, &f, 0.8, &[0.0; 50], &seasonal).probability;
+        assert!((p - (1.0 - (1.0 - one).powi(2))).abs() < 1e-12, "{p}");
+        // The paths alone would have said certain.
+        let paths = ErrorPaths { band_blocks: None, ..seasonal };
+        assert_eq!(analyse("x", 2.0, &f, 0.8, &[0.0; 50], &paths).probability, 1.0);
+    }
+
+    #[test]
     fn expected_and_earliest_use_ge() {
         let b = analyse("hard", 0.7, &ramp(), 0.8, &[0.5], &ErrorPaths::default());
         assert_eq!(b.earliest_step, Some(2), "upper 0.5+0.1+0.1 = 0.7 at step 2");
@@ -241,7 +289,7 @@ mod tests {
         // Mean 0.5 everywhere; one error path of which a quarter lifts the value to 0.9.
         let f = Forecast { mean: vec![0.5; 8], lower: vec![0.4; 8], upper: vec![0.6; 8] };
         let path = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.4];
-        let errors = ErrorPaths { paths: vec![path] };
+        let errors = ErrorPaths { paths: vec![path], band_blocks: None };
         let history = [0.5; 99];
         // Every circular shift of the path puts the 0.4 somewhere in an 8-step horizon; 0.9
         // is above all history, so exchangeability adds nothing.
@@ -257,7 +305,7 @@ mod tests {
         history[40] = 0.9;
         let p = analyse("x", 0.9, &one, 0.8, &history, &errors).probability;
         assert!((p - (0.3 * 0.25 + 0.7 * 0.01)).abs() < 1e-9, "{p}");
-        let calm = ErrorPaths { paths: vec![vec![0.0; 8]] };
+        let calm = ErrorPaths { paths: vec![vec![0.0; 8]], band_blocks: None };
         let p = analyse("x", 0.9, &one, 0.8, &history, &calm).probability;
         assert!((p - 0.007).abs() < 1e-9, "{p}");
         let history = [0.5; 99];

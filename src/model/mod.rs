@@ -66,6 +66,9 @@ impl Forecast {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ErrorPaths {
     pub paths: Vec<Vec<f64>>,
+    /// Set where the band follows the season (last year's course and volatility): breach odds
+    /// read the band instead, errors moving together within blocks of this many steps (a week).
+    pub band_blocks: Option<usize>,
 }
 
 /// A chosen model's in-sample fit, its values computed only when asked for: a fleet run draws

@@ -403,8 +403,7 @@ pub fn forecast(
         // The bands learn the blend's errors, last year's course at each origin taken from
         // the yearly harmonics (the history holds no year before it), in multiples of the
         // season's volatility at their dates, and widen by last year's at the forecast's;
-        // breach odds keep the winner's errors (with the blend's, Brier was worse on
-        // bench-long2: bench/ACCURACY.md).
+        // breach odds then read that band (`band_blocks`), not resampled error paths.
         let band = match &last_year {
             Some(last) => {
                 let paths: Vec<Path> =
@@ -447,7 +446,7 @@ pub fn forecast(
             forecast,
             fitted: InSample::new(fit),
             backtest,
-            errors: ErrorPaths { paths: errors },
+            errors: ErrorPaths { paths: errors, band_blocks: last_year.as_ref().map(|l| l.week()) },
         });
     }
     Err(last_err.unwrap_or(ModelError::TooShort { model: family.to_string(), needed, have }))

@@ -96,6 +96,11 @@ impl LastYear {
         blend(forecast, &course, self.week)
     }
 
+    /// Steps in a week.
+    pub fn week(&self) -> usize {
+        self.week
+    }
+
     /// The season's volatility at step `t` of the history (the last step's beyond it).
     pub fn volatility_at(&self, t: usize) -> f64 {
         self.volatility[t.min(self.volatility.len() - 1)]
