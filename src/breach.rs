@@ -48,7 +48,7 @@ const SHARE_WEIGHT: f64 = 0.3;
 /// horizon. Paths are the mean forecast plus a backtest error path, each path circularly
 /// shifted to every starting step (so a path keeps its spikes, its persistent offset and its
 /// step-to-step correlation); beyond the backtest horizon errors grow with the square root
-/// of the lead time, as the interval does. Where the band follows the season
+/// of the lead time. Where the band follows the season
 /// ([`ErrorPaths::band_blocks`]), the band itself is read instead, week by week. Without a
 /// backtest, Gaussian AR(1) paths are drawn around the interval. Either way the share is
 /// pooled with the exchangeability prior.

@@ -31,8 +31,8 @@ const END_WEEKS: usize = 4;
 /// enough to average out a few unusual weeks, short enough to follow the seasons (4 to 8
 /// did about as well on the long sets; 1 and 26 worse: bench/ACCURACY.md, session 17).
 const VOLATILITY_WEEKS: usize = 5;
-/// The least volatility a date is given, as a share of the year's: no error is divided by
-/// nothing.
+/// The least volatility a date is given, as a share of the whole history's: no error is
+/// divided by nothing.
 const MIN_VOLATILITY: f64 = 0.1;
 
 /// Last year's path over a horizon, where the history looks like a yearly cycle.
