@@ -24,14 +24,16 @@ import csv
 import json
 import math
 import os
-import random
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+
+from synthetic_year import bootstrap  # the same paired bootstrap (beside this file)
 
 DAY = 86_400
 LEVEL, ALPHA = 0.8, 0.2
+SEED = 17
 
 
 def load(data: str) -> dict[str, tuple[int, list[tuple[datetime, float | None]]]]:
@@ -96,13 +98,6 @@ def score(binary: str, w) -> dict:
             "crossed": int(any(x is not None and x > top for x in test))}
 
 
-def bootstrap(values: list[float], draws: int = 4000) -> tuple[float, float]:
-    """95 % interval of the mean, resampling windows."""
-    rnd = random.Random(17)
-    means = sorted(sum(rnd.choice(values) for _ in values) / len(values) for _ in range(draws))
-    return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -139,10 +134,10 @@ def main() -> int:
             cells = []
             for key in ("mase", "msis"):
                 logs = [math.log(float(r[key]) / float(old[r["window"]][key])) for r in mine]
-                lo, hi = bootstrap(logs)
+                lo, hi = bootstrap(logs, SEED)
                 cells.append(f" {math.exp(sum(logs) / len(logs)):.3f} ({math.exp(lo):.3f}-{math.exp(hi):.3f}) |")
             diffs = [brier(r) - brier(old[r["window"]]) for r in mine]
-            lo, hi = bootstrap(diffs)
+            lo, hi = bootstrap(diffs, SEED)
             cells.append(f" {sum(diffs) / len(diffs):+.4f} ({lo:+.4f} to {hi:+.4f}) |")
             cells.append(f" {sum(float(old[r['window']]['coverage']) for r in mine) / len(mine):.3f} |")
             line += "".join(cells)
