@@ -40,6 +40,11 @@ const FALLBACK_CORRELATION: f64 = 0.9;
 /// public, long and earlier-cut sets: 0.197 / 0.340 / 0.180 / 0.231 at 0.5, 0.192 / 0.308 /
 /// 0.180 / 0.214 at 0.3; 0 is worse on the public cuts).
 const SHARE_WEIGHT: f64 = 0.3;
+/// The same weight where the share is read off a band that follows the season: a yearly
+/// cycle's values are not exchangeable, and last year's course is in the band (equal weights:
+/// Brier on `bench-long2` -0.018, pooled over the four sets -0.0035, both beyond noise;
+/// bench/ACCURACY.md, session 18).
+const BAND_SHARE_WEIGHT: f64 = 0.5;
 
 /// Analyses one threshold. `history` is the series before the forecast (NaN for gaps);
 /// `errors` are the chosen model's backtest error paths.
@@ -51,7 +56,7 @@ const SHARE_WEIGHT: f64 = 0.3;
 /// of the lead time. Where the band follows the season
 /// ([`ErrorPaths::band_blocks`]), the band itself is read instead, week by week. Without a
 /// backtest, Gaussian AR(1) paths are drawn around the interval. Either way the share is
-/// pooled with the exchangeability prior.
+/// pooled with the exchangeability prior ([`SHARE_WEIGHT`], [`BAND_SHARE_WEIGHT`] for the band).
 pub fn analyse(
     name: &str,
     threshold: f64,
@@ -76,12 +81,12 @@ pub fn analyse(
         let prior = exchangeable(threshold, history, forecast.mean.len());
         // Where the band follows the season, the band says more than a few origins' paths
         // laid anywhere in the horizon (bench-long2: ranking 0.75 -> 0.96; bench/ACCURACY.md).
-        let share = match errors.band_blocks {
-            Some(block) => Some(band_share(threshold, forecast, level, block)),
-            None => resampled_share(threshold, forecast, errors),
+        let (share, weight) = match errors.band_blocks {
+            Some(block) => (Some(band_share(threshold, forecast, level, block)), BAND_SHARE_WEIGHT),
+            None => (resampled_share(threshold, forecast, errors), SHARE_WEIGHT),
         };
         let p = share
-            .map(|share| prior.map_or(share, |q| SHARE_WEIGHT * share + (1.0 - SHARE_WEIGHT) * q))
+            .map(|share| prior.map_or(share, |q| weight * share + (1.0 - weight) * q))
             .unwrap_or_else(|| gaussian_probability(threshold, forecast, level, FALLBACK_CORRELATION));
         // Agree with the band: a crossing upper bound (the (1+level)/2 quantile) means at least
         // (1-level)/2, a crossing mean at least a half.
@@ -246,9 +251,19 @@ mod tests {
         let seasonal = ErrorPaths { paths: vec![vec![5.0; 14]], band_blocks: Some(7) };
         let p = analyse("x", 2.0, &f, 0.8, &[0.0; 50], &seasonal).probability;
         assert!((p - (1.0 - (1.0 - one).powi(2))).abs() < 1e-12, "{p}");
+        // Where the history reaches the threshold, the band's share and the exchangeable prior
+        // weigh equally.
+        let mut reached = vec![0.0; 50];
+        reached[10] = 2.0;
+        let prior = 1.0 - (1.0 - 1.0 / 51.0f64).powi(14);
+        let p = analyse("x", 2.0, &f, 0.8, &reached, &seasonal).probability;
+        assert!((p - (0.5 * (1.0 - (1.0 - one).powi(2)) + 0.5 * prior)).abs() < 1e-12, "{p}");
         // The paths alone would have said certain.
         let paths = ErrorPaths { band_blocks: None, ..seasonal };
         assert_eq!(analyse("x", 2.0, &f, 0.8, &[0.0; 50], &paths).probability, 1.0);
+        // With the prior, the paths' share weighs 0.3 against it.
+        let p = analyse("x", 2.0, &f, 0.8, &reached, &paths).probability;
+        assert!((p - (0.3 + 0.7 * prior)).abs() < 1e-12, "{p}");
     }
 
     #[test]
