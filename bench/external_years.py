@@ -29,7 +29,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from synthetic_year import bootstrap  # the same paired bootstrap (beside this file)
+from synthetic_year import bootstrap, brier, keep_rows  # shared with the synthetic check (beside this file)
 
 DAY = 86_400
 LEVEL, ALPHA = 0.8, 0.2
@@ -112,15 +112,7 @@ def main() -> int:
         with ThreadPoolExecutor(a.jobs) as ex:
             rows = list(ex.map(lambda w: score(a.bin, w), ws))
     fields = ["window", "series", "last_year", "mase", "coverage", "msis", "breach_prob", "crossed"]
-    with open(os.path.join(a.out, "external_years.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    old = {}
-    if a.against:
-        with open(os.path.join(a.against, "external_years.csv")) as f:
-            old = {r["window"]: r for r in csv.DictReader(f)}
-    brier = lambda r: (float(r["breach_prob"]) - int(r["crossed"])) ** 2  # noqa: E731
+    old = keep_rows(a.out, a.against, "external_years.csv", fields, rows, "window")
     gm = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731
     print("| series | windows | last year | crossed | MASE | MSIS | cov80 | Brier |"
           + (" MASE new/old | MSIS new/old | Brier new - old | cov80 old |" if old else ""))

@@ -119,15 +119,8 @@ def main() -> int:
                 crossed = int(any(x > top for x in test))
                 rows.append({"series": f"{kind}{j}", "kind": kind, "mase": f"{mase:.6g}", "coverage": f"{cov:.4f}",
                              "breach_prob": f"{prob:.6g}", "crossed": crossed})
-    with open(os.path.join(a.out, "synthetic_year.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["series", "kind", "mase", "coverage", "breach_prob", "crossed"])
-        w.writeheader()
-        w.writerows(rows)
-    old = {}
-    if a.against:
-        with open(os.path.join(a.against, "synthetic_year.csv")) as f:
-            old = {r["series"]: r for r in csv.DictReader(f)}
-    brier = lambda r: (float(r["breach_prob"]) - int(r["crossed"])) ** 2  # noqa: E731
+    fields = ["series", "kind", "mase", "coverage", "breach_prob", "crossed"]
+    old = keep_rows(a.out, a.against, "synthetic_year.csv", fields, rows, "series")
     print("| kind | n | MASE | cov80 | crossed | Brier |"
           + (" MASE ratio new/old | worse | Brier new - old |" if old else ""))
     print("|---|---|---|---|---|---|" + ("---|---|---|" if old else ""))
@@ -145,6 +138,24 @@ def main() -> int:
                      f" {sum(diffs) / len(diffs):+.4f} ({lo:+.4f} to {hi:+.4f}) |")
         print(line)
     return 0
+
+
+def keep_rows(out: str, against: str | None, name: str, fields: list[str], rows: list[dict], key: str) -> dict:
+    """Writes `rows` to OUT/NAME and returns the earlier run's rows (AGAINST/NAME) by `key`,
+    or {} without one."""
+    with open(os.path.join(out, name), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    if not against:
+        return {}
+    with open(os.path.join(against, name)) as f:
+        return {r[key]: r for r in csv.DictReader(f)}
+
+
+def brier(r: dict) -> float:
+    """One row's Brier score: (breach probability - crossed)^2."""
+    return (float(r["breach_prob"]) - int(r["crossed"])) ** 2
 
 
 def bootstrap(diffs: list[float], seed: int, draws: int = 4000) -> tuple[float, float]:
