@@ -54,7 +54,7 @@ const BAND_SHARE_WEIGHT: f64 = 0.5;
 /// shifted to every starting step (so a path keeps its spikes, its persistent offset and its
 /// step-to-step correlation); beyond the backtest horizon errors grow with the square root
 /// of the lead time. Where the band follows the season
-/// ([`ErrorPaths::band_blocks`]), the band itself is read instead, week by week. Without a
+/// ([`ErrorPaths::Band`]), the band itself is read instead, week by week. Without a
 /// backtest, Gaussian AR(1) paths are drawn around the interval. Either way the share is
 /// pooled with the exchangeability prior ([`SHARE_WEIGHT`], [`BAND_SHARE_WEIGHT`] for the band).
 pub fn analyse(
@@ -81,9 +81,9 @@ pub fn analyse(
         let prior = exchangeable(threshold, history, forecast.mean.len());
         // Where the band follows the season, the band says more than a few origins' paths
         // laid anywhere in the horizon (bench-long2: ranking 0.75 -> 0.96; bench/ACCURACY.md).
-        let (share, weight) = match errors.band_blocks {
-            Some(block) => (Some(band_share(threshold, forecast, level, block)), BAND_SHARE_WEIGHT),
-            None => (resampled_share(threshold, forecast, errors), SHARE_WEIGHT),
+        let (share, weight) = match errors {
+            ErrorPaths::Band { block } => (Some(band_share(threshold, forecast, level, *block)), BAND_SHARE_WEIGHT),
+            ErrorPaths::Paths(paths) => (resampled_share(threshold, forecast, paths), SHARE_WEIGHT),
         };
         let p = share
             .map(|share| prior.map_or(share, |q| weight * share + (1.0 - weight) * q))
@@ -109,10 +109,10 @@ pub fn analyse(
 
 /// The share of resampled paths (mean plus a circularly shifted backtest error path) that
 /// reach the threshold; None without usable error paths.
-fn resampled_share(threshold: f64, f: &Forecast, errors: &ErrorPaths) -> Option<f64> {
-    let hb = errors.paths.first()?.len();
+fn resampled_share(threshold: f64, f: &Forecast, paths: &[Vec<f64>]) -> Option<f64> {
+    let hb = paths.first()?.len();
     let usable: Vec<&Vec<f64>> =
-        errors.paths.iter().filter(|p| p.len() == hb && p.iter().filter(|e| e.is_finite()).count() * 2 >= hb).collect();
+        paths.iter().filter(|p| p.len() == hb && p.iter().filter(|e| e.is_finite()).count() * 2 >= hb).collect();
     if hb < 2 || usable.is_empty() {
         return None;
     }
@@ -248,7 +248,7 @@ mod tests {
         assert!((band_share(2.0, &f, 0.8, 7) - (1.0 - (1.0 - one).powi(2))).abs() < 1e-12);
         assert!((band_share(2.0, &f, 0.8, 14) - one).abs() < 1e-12);
         // In `analyse`, above all history (no prior), the band's share is the probability.
-        let seasonal = ErrorPaths { paths: vec![vec![5.0; 14]], band_blocks: Some(7) };
+        let seasonal = ErrorPaths::Band { block: 7 };
         let p = analyse("x", 2.0, &f, 0.8, &[0.0; 50], &seasonal).probability;
         assert!((p - (1.0 - (1.0 - one).powi(2))).abs() < 1e-12, "{p}");
         // Where the history reaches the threshold, the band's share and the exchangeable prior
@@ -259,7 +259,7 @@ mod tests {
         let p = analyse("x", 2.0, &f, 0.8, &reached, &seasonal).probability;
         assert!((p - (0.5 * (1.0 - (1.0 - one).powi(2)) + 0.5 * prior)).abs() < 1e-12, "{p}");
         // The paths alone would have said certain.
-        let paths = ErrorPaths { band_blocks: None, ..seasonal };
+        let paths = ErrorPaths::Paths(vec![vec![5.0; 14]]);
         assert_eq!(analyse("x", 2.0, &f, 0.8, &[0.0; 50], &paths).probability, 1.0);
         // With the prior, the paths' share weighs 0.3 against it.
         let p = analyse("x", 2.0, &f, 0.8, &reached, &paths).probability;
@@ -304,7 +304,7 @@ mod tests {
         // Mean 0.5 everywhere; one error path of which a quarter lifts the value to 0.9.
         let f = Forecast { mean: vec![0.5; 8], lower: vec![0.4; 8], upper: vec![0.6; 8] };
         let path = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.4];
-        let errors = ErrorPaths { paths: vec![path], band_blocks: None };
+        let errors = ErrorPaths::Paths(vec![path]);
         let history = [0.5; 99];
         // Every circular shift of the path puts the 0.4 somewhere in an 8-step horizon; 0.9
         // is above all history, so exchangeability adds nothing.
@@ -320,7 +320,7 @@ mod tests {
         history[40] = 0.9;
         let p = analyse("x", 0.9, &one, 0.8, &history, &errors).probability;
         assert!((p - (0.3 * 0.25 + 0.7 * 0.01)).abs() < 1e-9, "{p}");
-        let calm = ErrorPaths { paths: vec![vec![0.0; 8]], band_blocks: None };
+        let calm = ErrorPaths::Paths(vec![vec![0.0; 8]]);
         let p = analyse("x", 0.9, &one, 0.8, &history, &calm).probability;
         assert!((p - 0.007).abs() < 1e-9, "{p}");
         let history = [0.5; 99];

@@ -60,15 +60,23 @@ impl Forecast {
     }
 }
 
-/// How the chosen forecast erred in backtest: one path of signed errors (actual minus
-/// forecast, NaN where the actual was missing) per rolling origin. Breach odds sample future
-/// paths from these, so spikes, persistent offsets and error growth come from the data.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ErrorPaths {
-    pub paths: Vec<Vec<f64>>,
-    /// Set where the band follows the season (last year's course and volatility): breach odds
-    /// read the band instead, errors moving together within blocks of this many steps (a week).
-    pub band_blocks: Option<usize>,
+/// What breach odds learn the chosen forecast's uncertainty from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErrorPaths {
+    /// How it erred in backtest: one path of signed errors (actual minus forecast, NaN where
+    /// the actual was missing) per rolling origin. Breach odds sample future paths from
+    /// these, so spikes, persistent offsets and error growth come from the data.
+    Paths(Vec<Vec<f64>>),
+    /// The band follows the season (last year's course and volatility): breach odds read the
+    /// band instead, errors moving together within blocks of this many steps (a week).
+    Band { block: usize },
+}
+
+impl Default for ErrorPaths {
+    /// No backtest.
+    fn default() -> Self {
+        ErrorPaths::Paths(vec![])
+    }
 }
 
 /// A chosen model's in-sample fit, its values computed only when asked for: a fleet run draws

@@ -399,12 +399,11 @@ pub fn forecast(
             None => own.mean,
         });
         let (paths, cal) = calibration_paths(cand, &rolling, &design);
-        let errors = rolling.errors(&paths, &cal);
         // The bands learn the blend's errors, last year's course at each origin taken from
         // the yearly harmonics (the history holds no year before it), in multiples of the
         // season's volatility at their dates, and widen by last year's at the forecast's;
-        // breach odds then read that band (`band_blocks`), not resampled error paths.
-        let band = match &last_year {
+        // breach odds then read that band (`ErrorPaths::Band`), not resampled error paths.
+        let (band, errors) = match &last_year {
             Some(last) => {
                 let paths: Vec<Path> =
                     paths.iter().zip(&cal.origins).map(|(p, &o)| p.as_ref().map(|p| last.blend_course(o, p))).collect();
@@ -417,9 +416,13 @@ pub fn forecast(
                 // Last year's volatility carries how the errors change past the calibration
                 // horizon; widening with the lead time as well double-counted it (bench-long2
                 // coverage 0.854 against 0.840 without it; bench/ACCURACY.md, session 17).
-                calibrated(&mean, &relative, level, &|i| last.volatility_ahead(i), 0.0)
+                let band = calibrated(&mean, &relative, level, &|i| last.volatility_ahead(i), 0.0);
+                (band, ErrorPaths::Band { block: last.week() })
             }
-            None => calibrated(&mean, &errors, level, &|_| 1.0, GROWTH_BEYOND),
+            None => {
+                let errors = rolling.errors(&paths, &cal);
+                (calibrated(&mean, &errors, level, &|_| 1.0, GROWTH_BEYOND), ErrorPaths::Paths(errors))
+            }
         };
         let forecast = match band {
             Some((lower, upper)) => Forecast { mean, lower, upper },
@@ -446,7 +449,7 @@ pub fn forecast(
             forecast,
             fitted: InSample::new(fit),
             backtest,
-            errors: ErrorPaths { paths: errors, band_blocks: last_year.as_ref().map(|l| l.week()) },
+            errors,
         });
     }
     Err(last_err.unwrap_or(ModelError::TooShort { model: family.to_string(), needed, have }))
@@ -793,7 +796,8 @@ mod tests {
         let cov = inside as f64 / test.len() as f64;
         assert!((0.65..=0.95).contains(&cov), "coverage {cov} with {}", s.model);
         // Learnt from more origins than the selection's.
-        assert_eq!((s.backtest.unwrap().origins, s.errors.paths.len()), (ORIGINS, CAL_ORIGINS));
+        let ErrorPaths::Paths(paths) = &s.errors else { panic!("no yearly cycle in 53 days: {:?}", s.errors) };
+        assert_eq!((s.backtest.unwrap().origins, paths.len()), (ORIGINS, CAL_ORIGINS));
     }
 
     #[test]
